@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.dabfusion-installed
-OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 YOLO_OFFLINE=1 YOLO_AUTOINSTALL=false
 
 .PHONY: demo test install clean
 
