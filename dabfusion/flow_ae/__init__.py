@@ -1,0 +1,24 @@
+"""Latent flow auto-encoder (paper section 3.3): encoder, region-based flow predictor, warp, decoder.
+
+Public surface:
+
+- :class:`FlowAE` (``api``): inference on batches (encode, predict_flow, warp, decode).
+- :class:`FlowAEConfig`, :data:`PRESETS`, :func:`get_config` (``config``): configurations as data.
+- :class:`FlowAutoEncoder` (``model``): the ``nn.Module`` that training optimises.
+- :func:`save_flow_ae`, :func:`load_flow_ae` (``checkpoint``): safetensors + JSON config.
+- :mod:`.warp`: the flow/coordinate conventions shared with the diffusion stage.
+"""
+
+from __future__ import annotations
+
+from .api import FlowAE
+from .checkpoint import KIND, load_flow_ae, read_flow_ae_config, save_flow_ae
+from .config import PRESETS, FlowAEConfig, get_config
+from .model import FlowAutoEncoder, count_parameters, parameter_table
+from .warp import flow_to_pixels, identity_grid, pixels_to_flow, warp
+
+__all__ = [
+    "FlowAE", "FlowAEConfig", "FlowAutoEncoder", "KIND", "PRESETS", "count_parameters",
+    "flow_to_pixels", "get_config", "identity_grid", "load_flow_ae", "parameter_table",
+    "pixels_to_flow", "read_flow_ae_config", "save_flow_ae", "warp",
+]
