@@ -1,0 +1,218 @@
+"""Clips of any length: overlapping windows, each continuing the last, all relative to z0.
+
+The paper generates fixed-length clips and chains longer ones from the last generated frame
+(the next clip's reference), and reports that quality degrades: every link re-encodes a decoded,
+slightly blurred frame and drifts. We never change the reference:
+
+- every window generates flows *from the original reference latent z0*, so every frame of the
+  clip is ``decode(warp(z0, flow_i, occ_i))`` - no decoded frame is ever fed back;
+- window ``j`` starts ``window - overlap`` frames after window ``j-1`` and takes that window's
+  last ``overlap`` generated frames as its known prefix: the U-Net was trained with a
+  known-frames mask (random prefixes), and with ``replace_known`` the prefix is also imposed by
+  replacement at every step (:mod:`.samplers`), so motion continues across the border;
+- the first window's known prefix is the reference itself (zero flow, fully visible) when
+  ``start_from_reference``: the clip starts exactly at the input image;
+- each window's music conditioning (global vector and per-frame beat features) is computed for
+  that window's own span of the music (:class:`MusicWindows`);
+- the overlap is cross-faded (linear ramp); with replacement both sides agree already.
+
+Frames past the requested length (the last window is never shortened, so its conditioning
+matches training) are generated and cut off.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+import torch
+
+from .samplers import ProgressCallback, sample_window
+from .schedule import DEFAULT_STEPS, canonical_sampler, from_model_space, identity_frame, volume_to_frames
+
+
+class MusicSource(Protocol):
+    """Music conditioning for ``n_frames`` frames starting at frame ``start`` of the clip."""
+
+    def window(self, start: int, n_frames: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        ...
+
+
+class MusicWindows:
+    """Windows of one piece of music through a :class:`dabfusion.music.MusicEncoder`.
+
+    Frame ``i`` of the clip shows time ``offset + i / fps`` of ``wave`` (``[S]`` or ``[C, S]`` at
+    ``sample_rate``). ``offset`` may be negative (a delayed clip: frames before the music get the
+    encoder's all-zero "no music" rows). ``encoder.encode`` caches the beat analysis, so many
+    windows of one track cost one analysis.
+    """
+
+    def __init__(self, encoder: Any, wave: Any, sample_rate: int, fps: float, offset: float = 0.0) -> None:
+        self.encoder, self.wave, self.sample_rate = encoder, wave, int(sample_rate)
+        self.fps, self.offset = float(fps), float(offset)
+
+    def window(self, start: int, n_frames: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        t0 = self.offset + start / self.fps
+        wave = self.wave
+        if t0 < 0:  # encode() wants start >= 0: pad the front with silence instead
+            pad = int(round(-t0 * self.sample_rate))
+            arr = np.asarray(wave, dtype=np.float32)
+            wave = np.concatenate([np.zeros(arr.shape[:-1] + (pad,), np.float32), arr], axis=-1)
+            t0 = 0.0
+        emb = self.encoder.encode(wave, self.sample_rate, n_frames=n_frames, fps=self.fps, start=t0)
+        return emb.as_torch()
+
+
+class StaticMusic:
+    """Fixed conditioning (tests, precomputed embeddings): ``window`` slices per-frame features."""
+
+    def __init__(self, global_vec: torch.Tensor | None, frame_features: torch.Tensor | None = None) -> None:
+        self.global_vec, self.frame_features = global_vec, frame_features
+
+    def window(self, start: int, n_frames: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        f = self.frame_features
+        if f is None:
+            return self.global_vec, None
+        out = torch.zeros(n_frames, f.shape[-1], dtype=f.dtype)
+        part = f[start:start + n_frames]
+        out[:part.shape[0]] = part
+        return self.global_vec, out
+
+
+def plan_windows(total: int, window: int, overlap: int) -> list[int]:
+    """Start frames of the windows covering ``total`` frames (``ceil`` of the hops; >= 1 window)."""
+    if window < 1 or total < 1:
+        raise ValueError(f"need total >= 1 and window >= 1, got {total}, {window}")
+    if not 0 <= overlap < window:
+        raise ValueError(f"overlap must be in [0, window), got {overlap} for window {window}")
+    hop = window - overlap
+    count = 1 + max(0, math.ceil((total - window) / hop))
+    return [j * hop for j in range(count)]
+
+
+@dataclass
+class LongSample:
+    """What :func:`generate_flows` returns (frame-major, cut to the requested length)."""
+
+    x: torch.Tensor               # [B, 3, L, h, w] model space
+    flow: torch.Tensor            # [B, L, 2, h, w] normalised offsets (flow AE convention)
+    occlusion: torch.Tensor       # [B, L, 1, h, w] in [0, 1]
+    starts: list[int]             # window start frames
+    window: int
+    overlap: int
+    windows: list[torch.Tensor] = field(default_factory=list)  # raw per-window samples (debugging)
+
+
+def _stack_music(sources: Sequence[MusicSource | None], start: int, n: int, device: torch.device,
+                 use_beats: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    gs, bs = [], []
+    for src in sources:
+        if src is None:
+            return None, None
+        g, f = src.window(start, n)
+        gs.append(None if g is None else torch.as_tensor(g, dtype=torch.float32))
+        bs.append(None if f is None else torch.as_tensor(f, dtype=torch.float32))
+    music = None if any(g is None for g in gs) else torch.stack(gs).to(device)
+    beats = None if (not use_beats or any(f is None for f in bs)) else torch.stack(bs).to(device)
+    return music, beats
+
+
+@torch.no_grad()
+def generate_flows(model: Any, *, z0: torch.Tensor, n_frames: int,
+                   music: MusicSource | Sequence[MusicSource | None] | None = None,
+                   window: int | None = None, overlap: int | None = None, sampler: str = "dpm++",
+                   num_inference_steps: int | None = None, guidance_scale: float = 1.0,
+                   generator: torch.Generator | None = None, callback: ProgressCallback | None = None,
+                   replace_known: bool = True, start_from_reference: bool = True, crossfade: bool = True,
+                   keep_windows: bool = False) -> LongSample:
+    """Flows for ``n_frames`` frames from ``z0`` ([B, C, h, w]) and the music, in windows.
+
+    ``window`` defaults to the model's training length, ``overlap`` to a quarter of it (>= 1).
+    ``music``: one source for the batch or one per clip. ``callback(done, total)`` counts the
+    denoising steps of all windows.
+    """
+    config = model.config
+    device = next(model.parameters()).device
+    win = int(window or config.n_frames)
+    k = int(overlap if overlap is not None else max(1, win // 4))
+    starts = plan_windows(int(n_frames), win, k)
+    b = z0.shape[0]
+    sources = list(music) if isinstance(music, (list, tuple)) else [music] * b
+    if len(sources) != b:
+        raise ValueError(f"{len(sources)} music sources for a batch of {b} references")
+    name = canonical_sampler(sampler)
+    steps = int(num_inference_steps or DEFAULT_STEPS[name])
+    size = config.latent_size
+    total_ext = starts[-1] + win
+    out = torch.zeros(b, 3, total_ext, size, size, device=device)
+    z0 = z0.to(device)
+    raw = []
+    for j, s in enumerate(starts):
+        m, bt = _stack_music(sources, s, win, device, config.uses_beats)
+        known = torch.zeros(b, 3, win, size, size, device=device)
+        mask = torch.zeros(b, win, dtype=torch.bool, device=device)
+        n_known = 0
+        if j == 0 and start_from_reference:
+            n_known = 1
+            known[:, :, 0] = identity_frame(size, device=device)
+        elif j > 0:
+            n_known = starts[j - 1] + win - s
+            known[:, :, :n_known] = out[:, :, s:s + n_known]
+        mask[:, :n_known] = True
+        x = sample_window(model, z0=z0, n_frames=win, batch_size=b, music=m, beats=bt,
+                          known=known if n_known else None, known_mask=mask if n_known else None,
+                          sampler=name, num_inference_steps=steps, guidance_scale=guidance_scale,
+                          generator=generator, callback=callback, replace_known=replace_known,
+                          step_offset=j * steps, total_steps=len(starts) * steps)
+        if keep_windows:
+            raw.append(x.detach().cpu())
+        if j > 0 and n_known and crossfade:
+            w = torch.arange(1, n_known + 1, device=device, dtype=x.dtype) / (n_known + 1)
+            w = w.view(1, 1, -1, 1, 1)
+            out[:, :, s:s + n_known] = (1 - w) * out[:, :, s:s + n_known] + w * x[:, :, :n_known]
+            out[:, :, s + n_known:s + win] = x[:, :, n_known:]
+        elif j > 0:
+            out[:, :, s + n_known:s + win] = x[:, :, n_known:]
+        else:
+            out[:, :, s:s + win] = x
+    out = out[:, :, :n_frames]
+    flow, occ = from_model_space(volume_to_frames(out), config.flow_scale)
+    return LongSample(x=out, flow=flow, occlusion=occ, starts=starts, window=win, overlap=k, windows=raw)
+
+
+@torch.no_grad()
+def render_frames(flow_ae: Any, z0: torch.Tensor, flow: torch.Tensor, occlusion: torch.Tensor) -> torch.Tensor:
+    """``decode(warp(z0, flow_i, occ_i))`` for every frame: ``[L, 3, H, W]`` float in 0..1.
+
+    ``z0`` [1, C, h, w] (the original reference latent, broadcast over frames), ``flow``
+    [L, 2, h, w], ``occlusion`` [L, 1, h, w]; ``flow_ae`` is a :class:`dabfusion.flow_ae.FlowAE`.
+    """
+    if z0.shape[0] != 1:
+        raise ValueError("render_frames takes one reference latent [1, C, h, w]; loop over a batch")
+    return flow_ae.decode(flow_ae.warp(z0, flow, occlusion))
+
+
+def frames_to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """``[N, 3, H, W]`` floats in 0..1 -> uint8 ``[N, H, W, 3]`` (the media convention)."""
+    return (frames.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+
+
+def border_discontinuity(flow: torch.Tensor, starts: Sequence[int], window: int, overlap: int) -> dict[str, float]:
+    """Mean |flow[i+1] - flow[i]| at window borders vs within windows (frame-major ``[L, 2, h, w]``).
+
+    A border step is the step from the last known (overlap) frame of a window to its first new
+    frame, where a continuation that ignored its prefix would jump.
+    """
+    diffs = (flow[1:] - flow[:-1]).abs().flatten(1).mean(1)  # diffs[i]: frame i -> i+1
+    border = set()
+    for s in starts[1:]:
+        i = s + overlap - 1
+        if 0 <= i < diffs.shape[0]:
+            border.add(i)
+    inside = [i for i in range(diffs.shape[0]) if i not in border]
+    b = float(diffs[sorted(border)].mean()) if border else float("nan")
+    w = float(diffs[inside].mean()) if inside else float("nan")
+    return {"border": b, "within": w, "ratio": b / w if w and w == w and w > 0 else float("nan"),
+            "n_border": len(border), "n_within": len(inside)}

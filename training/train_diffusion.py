@@ -1,0 +1,481 @@
+"""Train the music-conditioned flow diffusion (paper section 3.4) on top of a trained flow AE.
+
+One script from one CPU to many GPUs (Accelerate)::
+
+    python -m training.train_diffusion --data data/synthdance --flow-ae runs/flow_ae_small/flow_ae.safetensors \\
+        --config small --max-steps 4000 --out runs/diffusion_small
+    accelerate launch -m training.train_diffusion --data data/aist --flow-ae flow_ae_paper.safetensors \\
+        --config paper --clap clap/630k-audioset-best.pt --clap-adapter clap_adapter.safetensors \\
+        --wav2clip wav2clip/Wav2CLIP.pt --wav2clip-adapter wav2clip_adapter.safetensors \\
+        --mixed-precision bf16 --epochs 250 --batch-size 16 --out runs/diffusion_paper
+
+Before the first step the flow AE runs once over the training videos and its flows, occlusions
+and reference latents are cached on disk (:mod:`dabfusion.diffusion.data`, keyed by the flow
+AE's weight hash and the data settings), and the music encoder once over every window start.
+
+Writes into ``--out``: ``diffusion.safetensors`` (+ ``.json``; EMA weights, the file the
+pipeline loads; its config records the music encoder spec and the flow AE identity),
+``checkpoints/step_*/`` (full training states; ``--resume`` continues exactly), ``metrics.csv``,
+``loss.png``, ``samples/step_*.mp4`` (generated | ground truth, with the music) and
+``train_args.json``.
+
+Reproducibility: item draws (window, known prefix, guidance drop) are functions of (seed,
+epoch, index); the diffusion step and noise of each batch come from (seed, step); RNG states
+are saved; so ``--resume`` reproduces the uninterrupted run bit for bit on the same hardware.
+``--no-beat-features`` trains the ablation of the paper's Table 6.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from dabfusion.checkpoint_io import config_differences
+from dabfusion.diffusion.checkpoint import flow_ae_identity, save_diffusion
+from dabfusion.diffusion.config import PRESETS, DiffusionConfig, get_config
+from dabfusion.diffusion.data import (FlowWindowDataset, TargetSpec, build_flow_targets, build_music_table,
+                                      collate, needed_music_starts)
+from dabfusion.diffusion.losses import diffusion_loss
+from dabfusion.diffusion.long_video import MusicWindows, frames_to_uint8, generate_flows, render_frames
+from dabfusion.diffusion.schedule import SAMPLERS, training_scheduler
+from dabfusion.diffusion.unet3d import UNet3D, count_parameters
+from dabfusion.errors import ConfigMismatchError
+from dabfusion.training_utils import (EMA, CSVLogger, ResumableBatchSampler, StepLRSchedule,
+                                      capture_rng_state, find_latest_state, load_training_state,
+                                      plot_loss_curves, restore_rng_state, save_training_state)
+
+log = logging.getLogger("train_diffusion")
+EXPORT_NAME = "diffusion.safetensors"
+
+
+# ---------------------------------------------------------------------------------- arguments
+
+
+def add_music_arguments(p: argparse.ArgumentParser) -> None:
+    m = p.add_argument_group("music encoder (default: librosa beats only, no weight files)")
+    m.add_argument("--clap", default=None, help="CLAP checkpoint (enables e_c)")
+    m.add_argument("--clap-adapter", default=None)
+    m.add_argument("--wav2clip", default=None, help="Wav2CLIP checkpoint (enables e_w)")
+    m.add_argument("--wav2clip-adapter", default=None)
+    m.add_argument("--mel", action="store_true", help="add the weight-free mel-statistics stand-in branch")
+    m.add_argument("--mel-adapter", default=None)
+    m.add_argument("--trust-pickle", action="store_true", help="allow pickled third-party encoder files")
+
+
+def build_music_encoder(args: argparse.Namespace, cache_dir: str | None = None):
+    from dabfusion.music import MusicEncoder
+
+    if not any([args.clap, args.wav2clip, args.mel, args.mel_adapter]):
+        return MusicEncoder.default(cache_dir=cache_dir)
+    enc = MusicEncoder.from_files(clap=args.clap, clap_adapter=args.clap_adapter, wav2clip=args.wav2clip,
+                                  wav2clip_adapter=args.wav2clip_adapter, mel_adapter=args.mel_adapter,
+                                  trust_pickle=args.trust_pickle, cache_dir=cache_dir)
+    if args.mel and not args.mel_adapter:
+        enc = MusicEncoder(clap=_branch(enc, "clap", "encoder"), clap_adapter=_branch(enc, "clap", "adapter"),
+                           wav2clip=_branch(enc, "wav2clip", "encoder"),
+                           wav2clip_adapter=_branch(enc, "wav2clip", "adapter"), mel=True, cache_dir=cache_dir)
+    return enc
+
+
+def _branch(enc: Any, name: str, what: str) -> Any:
+    for b in enc.branches:
+        if b.name == name:
+            return getattr(b, what)
+    return None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d = p.add_argument_group("data")
+    d.add_argument("--data", required=True, help="data folder in AIST++ layout (SynthDance or AIST++)")
+    d.add_argument("--split", default="auto", help="train/test split spec (see dabfusion.data.splits)")
+    d.add_argument("--fps", type=float, default=30.0, help="frame rate the videos are cached and generated at")
+    d.add_argument("--cache-dir", default=None, help="frame cache folder (default: <data>/.dabfusion_cache)")
+    d.add_argument("--target-cache", default=None,
+                   help="where flow targets and music tables are cached (default: the frame cache folder)")
+    d.add_argument("--ref-hop", type=int, default=None,
+                   help="frames between cached references (default: the span, so the flow AE runs once per frame)")
+    d.add_argument("--ref-span", type=int, default=None,
+                   help="frames after each reference with cached flows (default: 2N; >= N)")
+    d.add_argument("--start-hop", type=int, default=2, help="window starts on this frame grid")
+    d.add_argument("--audio-sample-rate", type=int, default=22050, help="rate the music tracks are held at")
+    d.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+    f = p.add_argument_group("flow AE")
+    f.add_argument("--flow-ae", required=True, help="trained flow AE checkpoint (training/train_flow_ae.py)")
+    add_music_arguments(p)
+    m = p.add_argument_group("model")
+    m.add_argument("--config", default="small", help=f"preset ({', '.join(PRESETS)}) or a JSON file")
+    m.add_argument("--n-frames", type=int, default=None, help="frames per window N (default: the config's)")
+    m.add_argument("--prediction-type", choices=("epsilon", "v_prediction"), default=None)
+    m.add_argument("--flow-scale", default="auto",
+                   help="multiplier mapping flows into [-1, 1]: a number, or 'auto' (1 / the 99.9th percentile "
+                        "of |flow| in the targets, clipped to [1, 20])")
+    m.add_argument("--no-beat-features", action="store_true", help="ablation: no per-frame beat features")
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--batch-size", type=int, default=8, help="windows per step per process")
+    o.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate")
+    o.add_argument("--adam-betas", type=float, nargs=2, default=(0.9, 0.999))
+    o.add_argument("--lr-milestones", type=float, nargs="*", default=(0.4, 0.6, 0.8),
+                   help="fractions of training where lr is multiplied by --lr-gamma (paper: 100,150,200 of 250 epochs)")
+    o.add_argument("--lr-gamma", type=float, default=0.1)
+    o.add_argument("--warmup-steps", type=int, default=100)
+    o.add_argument("--max-steps", type=int, default=None, help="optimiser steps (overrides --epochs)")
+    o.add_argument("--epochs", type=int, default=None)
+    o.add_argument("--windows-per-ref", type=int, default=4, help="windows drawn per cached reference per epoch")
+    o.add_argument("--ema-decay", type=float, default=0.999)
+    o.add_argument("--grad-clip", type=float, default=1.0, help="max grad norm (0: off)")
+    o.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default="no")
+    o.add_argument("--seed", type=int, default=0)
+    c = p.add_argument_group("conditioning")
+    c.add_argument("--p-uncond", type=float, default=None, help="guidance dropout (default: the config's)")
+    c.add_argument("--p-known", type=float, default=0.8, help="probability of a known prefix")
+    c.add_argument("--p-first", type=float, default=0.3, help="probability of a window starting at its reference")
+    c.add_argument("--max-known", type=int, default=None, help="longest known prefix (default: N/2)")
+    r = p.add_argument_group("output")
+    r.add_argument("--out", required=True, help="output folder")
+    r.add_argument("--resume", nargs="?", const="auto", default=None,
+                   help="continue from the newest state in --out (or from the state folder given)")
+    r.add_argument("--stop-at-step", type=int, default=None, help="save and exit at this step (resume later)")
+    r.add_argument("--checkpoint-every", type=int, default=500)
+    r.add_argument("--keep-checkpoints", type=int, default=2)
+    r.add_argument("--sample-every", type=int, default=1000, help="steps between sample videos (0: off)")
+    r.add_argument("--num-samples", type=int, default=2, help="videos per sample round")
+    r.add_argument("--sample-frames", type=int, default=None, help="frames per sample video (default: 2N)")
+    r.add_argument("--sample-sampler", choices=SAMPLERS, default="dpm++")
+    r.add_argument("--sample-steps", type=int, default=25)
+    r.add_argument("--guidance-scale", type=float, default=1.5)
+    r.add_argument("--log-every", type=int, default=10)
+    r.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    r.add_argument("--no-progress", action="store_true")
+    return p
+
+
+# ---------------------------------------------------------------------------------- data
+
+
+class DataBundle:
+    """Videos, flow targets, music tables and the sample set, built once before training."""
+
+    def __init__(self, args: argparse.Namespace, flow_ae: Any, identity: dict, encoder: Any, n_frames: int,
+                 progress: bool) -> None:
+        from dabfusion.data.dataset import AISTVideos
+        from dabfusion.data.frame_cache import default_cache_dir
+        from dabfusion.data.music_bank import MusicBank
+
+        size = flow_ae.image_size
+        common = dict(split_spec=args.split, fps=args.fps, size=size, cache_dir=args.cache_dir, progress=progress)
+        self.train = AISTVideos(args.data, split="train", **common)
+        try:
+            self.held = AISTVideos(args.data, split="test", **common)
+        except Exception as e:  # noqa: BLE001 - e.g. an all-train split: samples come from train
+            log.info("no held-out part for sample videos (%s); using training videos", e)
+            self.held = None
+        cache_root = Path(args.target_cache) if args.target_cache else Path(
+            args.cache_dir if args.cache_dir else default_cache_dir(args.data))
+        span = args.ref_span or 2 * n_frames
+        spec = TargetSpec(n_frames=n_frames, ref_hop=args.ref_hop or span, ref_span=span, start_hop=args.start_hop)
+        self.targets = build_flow_targets(self.train, flow_ae, identity, cache_root, spec, progress=progress)
+        files = {v.record.name.music: v.record.music_path for v in self.train.videos}
+        sample_src = self.held if self.held is not None else self.train
+        files.update({v.record.name.music: v.record.music_path for v in sample_src.videos})
+        self.bank = MusicBank(files, args.audio_sample_rate)
+        self.music = build_music_table(self.bank.tracks, self.bank.sample_rate, encoder, fps=args.fps,
+                                       n_frames=n_frames, starts=needed_music_starts(self.targets),
+                                       cache_root=cache_root, progress=progress)
+        self.sample_src = sample_src
+        self.desc = {"root": str(args.data), "split": args.split, "fps": args.fps, "size": size,
+                     "train_videos": len(self.train.videos), "target_videos": len(self.targets.videos),
+                     "train_tracks": self.train.tracks, "targets": str(self.targets.directory),
+                     "target_spec": {"n_frames": spec.n_frames, "ref_hop": spec.ref_hop,
+                                     "ref_span": spec.ref_span, "start_hop": spec.start_hop}}
+
+
+def resolve_flow_scale(value: str, targets: Any) -> tuple[float, dict]:
+    stats = targets.flow_statistics()
+    if str(value).lower() == "auto":
+        q = stats["abs_q0.999"]
+        scale = float(np.clip(1.0 / max(q, 1e-6), 1.0, 20.0))
+        return round(scale, 4), stats
+    return float(value), stats
+
+
+# ---------------------------------------------------------------------------------- training
+
+
+class Trainer:
+    def __init__(self, args: argparse.Namespace) -> None:
+        from accelerate import Accelerator
+
+        from dabfusion.flow_ae import FlowAE
+
+        self.args = args
+        self.out = Path(args.out)
+        self.accelerator = Accelerator(mixed_precision=args.mixed_precision)
+        acc = self.accelerator
+        self.main = acc.is_main_process
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        torch.manual_seed(args.seed)
+        progress = self.main and not args.no_progress
+
+        self.flow_ae = FlowAE.from_checkpoint(args.flow_ae, device=acc.device)
+        self.identity = flow_ae_identity(args.flow_ae)
+        self.encoder = build_music_encoder(args)
+        base = get_config(args.config)
+        n_frames = int(args.n_frames or base.n_frames)
+        with acc.main_process_first():  # one process computes the cached targets, the others read them
+            self.data = DataBundle(args, self.flow_ae, self.identity, self.encoder, n_frames, progress)
+        scale, self.flow_stats = resolve_flow_scale(args.flow_scale, self.data.targets)
+        changes: dict[str, Any] = {"n_frames": n_frames, "flow_scale": scale}
+        if args.prediction_type:
+            changes["prediction_type"] = args.prediction_type
+        if args.p_uncond is not None:
+            changes["cond_drop_prob"] = args.p_uncond
+        config = base.replace(**changes).with_flow_ae(self.identity)
+        config = config.with_music(self.encoder.spec, beat_features=not args.no_beat_features)
+        if args.no_beat_features:
+            config = config.replace(name=f"{config.name}-nobeats")
+        self.config: DiffusionConfig = config
+        self.model = UNet3D(config)
+        self.scheduler = training_scheduler(config)
+
+        self.train_ds = FlowWindowDataset(self.data.targets, self.data.music, flow_scale=config.flow_scale,
+                                          windows_per_ref=args.windows_per_ref, p_first=args.p_first,
+                                          p_known=args.p_known if config.known_frames else 0.0,
+                                          max_known=args.max_known, p_drop=config.cond_drop_prob, seed=args.seed)
+        self.sampler = ResumableBatchSampler(len(self.train_ds), args.batch_size, seed=args.seed,
+                                             num_replicas=acc.num_processes, rank=acc.process_index)
+        per_epoch = self.sampler.batches_per_epoch
+        if args.max_steps is not None:
+            self.total_steps = int(args.max_steps)
+        elif args.epochs is not None:
+            self.total_steps = int(args.epochs) * per_epoch
+        else:
+            raise SystemExit("give --max-steps or --epochs")
+        self.schedule = StepLRSchedule(args.lr, self.total_steps, args.lr_milestones, args.lr_gamma,
+                                       args.warmup_steps)
+        self.ema = EMA(self.model, decay=args.ema_decay).to(acc.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=args.lr, betas=tuple(args.adam_betas))
+        self.model, self.optimizer = acc.prepare(self.model, self.optimizer)
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.tb = None
+
+    # -------------------------------------------------------------- state
+    def unwrapped(self) -> UNet3D:
+        return self.accelerator.unwrap_model(self.model)
+
+    def state(self) -> dict[str, Any]:
+        st = {"model": self.unwrapped().state_dict(), "ema": self.ema.state_dict(),
+              "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+              "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+              "rng": capture_rng_state(), "config": self.config.to_dict(), "args": _args_dict(self.args)}
+        scaler = getattr(self.accelerator, "scaler", None)
+        if scaler is not None:
+            st["grad_scaler"] = scaler.state_dict()
+        return st
+
+    def load(self, state_dir: Path) -> None:
+        step, st = load_training_state(state_dir)
+        if st["config"] != self.config.to_dict():
+            diff = config_differences(st["config"], self.config.to_dict())
+            raise ConfigMismatchError(f"Cannot resume from {state_dir}: its model config differs:\n  - "
+                                      + "\n  - ".join(diff))
+        self.unwrapped().load_state_dict(st["model"])
+        self.ema.load_state_dict(st["ema"])
+        self.optimizer.load_state_dict(st["optimizer"])
+        if st["schedule"]["total_steps"] != self.total_steps:
+            log.warning("resuming with %d total steps (was %d): the LR milestones move",
+                        self.total_steps, st["schedule"]["total_steps"])
+        scaler = getattr(self.accelerator, "scaler", None)
+        if scaler is not None and "grad_scaler" in st:
+            scaler.load_state_dict(st["grad_scaler"])
+        self.step, self.epoch, self.batch_in_epoch = step, st["epoch"], st["batch_in_epoch"]
+        restore_rng_state(st["rng"])
+        if self.main:
+            log.info("resumed from %s at step %d (epoch %d, batch %d)", state_dir, step, self.epoch, self.batch_in_epoch)
+
+    def save(self) -> None:
+        acc = self.accelerator
+        acc.wait_for_everyone()
+        if self.main:
+            save_training_state(self.out, self.step, self.state(), keep=self.args.keep_checkpoints)
+            self.export()
+            plot_loss_curves(self.out / "metrics.csv", self.out / "loss.png", smooth=10,
+                             title=f"flow diffusion ({self.config.name}) training loss")
+        acc.wait_for_everyone()
+
+    def export(self) -> None:
+        extra = {"weights": "ema", "ema_decay": self.ema.decay, "step": self.step, "epoch": self.epoch,
+                 "total_steps": self.total_steps, "data": self.data.desc, "flow_stats": self.flow_stats,
+                 "batch_size": self.args.batch_size * self.accelerator.num_processes, "lr": self.args.lr,
+                 "seed": self.args.seed, "mixed_precision": self.args.mixed_precision,
+                 "training": {"p_known": self.args.p_known, "p_first": self.args.p_first,
+                              "max_known": self.train_ds.max_known, "windows_per_ref": self.args.windows_per_ref}}
+        save_diffusion(self.out / EXPORT_NAME, self.ema.model, extra)
+
+    # -------------------------------------------------------------- helpers
+    def batches(self):
+        from torch.utils.data import DataLoader
+
+        while True:
+            self.train_ds.set_epoch(self.epoch)
+            self.sampler.set_position(self.epoch, self.batch_in_epoch)
+            gen = torch.Generator().manual_seed(self.args.seed * 1_000_003 + self.epoch)
+            loader = DataLoader(self.train_ds, batch_sampler=self.sampler, num_workers=self.args.num_workers,
+                                collate_fn=collate, pin_memory=self.accelerator.device.type == "cuda",
+                                generator=gen)
+            for batch in loader:
+                self.batch_in_epoch += 1
+                yield batch
+            self.epoch += 1
+            self.batch_in_epoch = 0
+
+    def step_generator(self) -> torch.Generator:
+        g = torch.Generator()
+        g.manual_seed((self.args.seed * 1_000_003 + self.step * 7919 + self.accelerator.process_index) % (2 ** 63))
+        return g
+
+    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        return diffusion_loss(self.model, self.scheduler, self.config, batch, generator=self.step_generator(),
+                              device=self.accelerator.device, autocast=self.accelerator.autocast)
+
+    @torch.no_grad()
+    def write_samples(self) -> None:
+        if not self.main or not self.args.sample_every:
+            return
+        from dabfusion.media.video import write_mp4
+
+        src = self.data.sample_src
+        n = self.config.n_frames
+        frames_total = int(self.args.sample_frames or 2 * n)
+        model = self.ema.model.eval()
+        for k in range(min(self.args.num_samples, len(src.videos))):
+            vi = k * max(1, len(src.videos) // max(1, self.args.num_samples))
+            rec = src.videos[vi]
+            gt = np.asarray(src.video_frames(vi)[:frames_total])
+            length = gt.shape[0]
+            ref = torch.from_numpy(np.moveaxis(gt[:1], -1, 1).copy()).float() / 255.0
+            z0 = self.flow_ae.encode(ref).float()
+            track = rec.record.name.music
+            music = MusicWindows(self.encoder, self.data.bank.tracks[track], self.data.bank.sample_rate, self.args.fps)
+            gen = torch.Generator().manual_seed(self.args.seed + k)
+            sample = generate_flows(model, z0=z0, n_frames=length, music=music, sampler=self.args.sample_sampler,
+                                    num_inference_steps=self.args.sample_steps,
+                                    guidance_scale=self.args.guidance_scale, generator=gen)
+            video = frames_to_uint8(render_frames(self.flow_ae, z0, sample.flow[0], sample.occlusion[0]))
+            both = np.concatenate([video, gt[:length]], axis=2)  # generated | ground truth
+            seg = self.data.bank.segment(track, 0.0, self.data.bank.n_samples(length / self.args.fps))
+            path = self.out / "samples" / f"step_{self.step:08d}_{rec.record.name.stem}.mp4"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_mp4(path, both, self.args.fps, audio=seg, sample_rate=self.data.bank.sample_rate,
+                      preset="veryfast")
+        model.train(False)
+
+    def _open_tensorboard(self) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(self.out / "tensorboard"))
+        except Exception:  # noqa: BLE001 - optional
+            self.tb = None
+
+    # -------------------------------------------------------------- loop
+    def run(self) -> dict[str, Any]:
+        args, acc = self.args, self.accelerator
+        if args.resume:
+            where = find_latest_state(self.out if args.resume == "auto" else args.resume)
+            if where is None:
+                if args.resume != "auto":
+                    raise SystemExit(f"--resume: no training state in {args.resume}")
+                log.info("--resume: no state in %s yet, starting from scratch", self.out)
+            else:
+                self.load(where)
+        if self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "train_args.json").write_text(json.dumps(_args_dict(args), indent=2) + "\n")
+            self._open_tensorboard()
+            log.info("flow diffusion %s: %s params, %d frames of %dx%d latents (z0 %d ch), flow_scale %.3g, "
+                     "music %d + beats %s", self.config.name, f"{count_parameters(self.unwrapped()):,}",
+                     self.config.n_frames, self.config.latent_size, self.config.latent_size,
+                     self.config.latent_channels, self.config.flow_scale, self.config.music_dim,
+                     self.config.beat_dim if self.config.uses_beats else "off")
+            log.info("data: %s", self.data.desc)
+            log.info("%d steps of %d windows x %d processes, %d batches per epoch, device %s",
+                     self.total_steps, args.batch_size, acc.num_processes, self.sampler.batches_per_epoch, acc.device)
+        csv = CSVLogger(self.out / "metrics.csv", resume_step=self.step) if self.main else None
+        bar = None
+        if self.main and not args.no_progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.total_steps, initial=self.step, desc="diffusion", dynamic_ncols=True)
+        self.model.train()
+        data = self.batches()
+        sums, count, t_last, seen = 0.0, 0, time.perf_counter(), 0
+        last_loss = math.nan
+        stop = min(self.total_steps, args.stop_at_step) if args.stop_at_step else self.total_steps
+        while self.step < stop:
+            batch = next(data)
+            lr = self.schedule.apply(self.optimizer, self.step)
+            loss = self.loss(batch)
+            acc.backward(loss)
+            if args.grad_clip > 0:
+                acc.clip_grad_norm_(self.model.parameters(), args.grad_clip)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.ema.update(self.model)
+            self.step += 1
+            seen += batch["x0"].shape[0] * acc.num_processes
+            value = float(acc.reduce(loss.detach(), "mean") if acc.num_processes > 1 else loss.detach())
+            sums += value
+            count += 1
+            last_loss = value
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{value:.4f}", lr=f"{lr:.2e}", epoch=self.epoch)
+            if self.step % args.log_every == 0 or self.step == stop:
+                now = time.perf_counter()
+                row = {"loss": sums / count, "lr": lr, "epoch": self.epoch,
+                       "windows_per_s": seen / max(now - t_last, 1e-9), "s_per_step": (now - t_last) / count}
+                if csv is not None:
+                    csv.log(self.step, row)
+                if self.tb is not None:
+                    for k, v in row.items():
+                        self.tb.add_scalar(k, v, self.step)
+                sums, count, t_last, seen = 0.0, 0, now, 0
+            if args.sample_every and self.step % args.sample_every == 0:
+                self.write_samples()
+            if self.step % args.checkpoint_every == 0 or self.step == stop:
+                self.save()
+        if bar is not None:
+            bar.close()
+        if self.tb is not None:
+            self.tb.close()
+        if self.main and args.sample_every and self.step % args.sample_every:
+            self.write_samples()
+        if self.main:
+            log.info("done: %s", self.out / EXPORT_NAME)
+        return {"step": self.step, "last_loss": last_loss, "export": str(self.out / EXPORT_NAME)}
+
+
+def _args_dict(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()}
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    return Trainer(args).run()
+
+
+if __name__ == "__main__":
+    main()
