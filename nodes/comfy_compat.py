@@ -1,8 +1,10 @@
 """The one place where the node classes reach ComfyUI.
 
-Inside ComfyUI it uses folder_paths, comfy.utils.ProgressBar and comfy.model_management. Outside
-ComfyUI (plain pytest, scripts) it falls back to local folders, tqdm and the CPU/CUDA device, so
-the node classes stay testable without a ComfyUI checkout.
+Inside ComfyUI it uses folder_paths, comfy.utils.ProgressBar, comfy.model_management,
+comfy.cli_args and comfy_api's video types. Outside ComfyUI (plain pytest, scripts) it falls back
+to local folders (``DABFUSION_MODELS_DIR``, ``DABFUSION_INPUT_DIR``, ``DABFUSION_OUTPUT_DIR``),
+a quiet progress counter, the CPU/CUDA device and :class:`VideoFile` (a small stand-in for core
+VIDEO), so the node classes stay testable without a ComfyUI checkout.
 """
 
 from __future__ import annotations
@@ -112,6 +114,18 @@ class ProgressBar:
         if self._bar is not None:
             self._bar.update(n)
 
+    def update_absolute(self, done: int, total: int | None = None) -> None:
+        """Set the position (``progress(done, total)`` callbacks of the pipeline call this)."""
+        if total is not None:
+            self.total = int(total)
+        self.done = int(done)
+        check_interrupted()
+        if self._bar is not None:
+            self._bar.update_absolute(self.done, self.total)
+
+    def __call__(self, done: int, total: int) -> None:
+        self.update_absolute(done, total)
+
 
 def output_directory() -> Path:
     if folder_paths is not None:
@@ -123,3 +137,108 @@ def input_directory() -> Path:
     if folder_paths is not None:
         return Path(folder_paths.get_input_directory())
     return Path(os.environ.get("DABFUSION_INPUT_DIR", "."))
+
+
+# ------------------------------------------------------------------------------ input files
+
+#: Audio (and audio-in-video) files LoadMusic offers; ComfyUI's own LoadAudio lists the same kinds.
+AUDIO_EXTENSIONS = {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aif", ".aiff",
+                    ".mp4", ".mkv", ".webm", ".mov"}
+
+
+def input_files(extensions: set[str]) -> list[str]:
+    """Files in the input folder (top level, as core loaders list them) with these extensions."""
+    folder = input_directory()
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    return sorted(n for n in names if (folder / n).is_file() and Path(n).suffix.lower() in extensions)
+
+
+def input_path(name: str) -> Path:
+    """Path of a file chosen in an input combo (``name [output]`` annotations as in core)."""
+    if folder_paths is not None:
+        return Path(folder_paths.get_annotated_filepath(name))
+    for tag, folder in (("[output]", output_directory()), ("[input]", input_directory())):
+        if name.endswith(tag):
+            return folder / name[: -len(tag)].rstrip()
+    return input_directory() / name
+
+
+# ------------------------------------------------------------------------------ outputs
+
+
+def metadata_enabled() -> bool:
+    """False when ComfyUI runs with --disable-metadata (then no workflow goes into files)."""
+    try:
+        from comfy.cli_args import args  # type: ignore[import-not-found]
+    except ImportError:
+        return True
+    return not getattr(args, "disable_metadata", False)
+
+
+def save_path(filename_prefix: str, extension: str, width: int = 0, height: int = 0) -> tuple[Path, str, str]:
+    """(full path, file name, subfolder) of the next numbered output file, ComfyUI-style.
+
+    Inside ComfyUI this is folder_paths.get_save_image_path (``%date%``-style variables, no
+    escaping the output folder); outside, the same ``prefix_00001_.ext`` numbering in the output
+    folder.
+    """
+    out_dir = output_directory()
+    if folder_paths is not None:
+        folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, str(out_dir), width,
+                                                                               height)
+        folder = Path(folder)
+    else:
+        rel = Path(os.path.normpath(filename_prefix))
+        if rel.is_absolute() or ".." in rel.parts:
+            raise ValueError(f"filename_prefix {filename_prefix!r} must stay inside the output folder")
+        folder, name = out_dir / rel.parent, rel.name
+        subfolder = "" if str(rel.parent) == "." else str(rel.parent)
+        folder.mkdir(parents=True, exist_ok=True)
+        taken = [p.name for p in folder.glob(f"{name}_*_.*")]
+        numbers = [int(n[len(name) + 1:].split("_")[0]) for n in taken if n[len(name) + 1:].split("_")[0].isdigit()]
+        counter = max(numbers, default=0) + 1
+    folder.mkdir(parents=True, exist_ok=True)
+    file = f"{name}_{counter:05}_.{extension.lstrip('.')}"
+    return folder / file, file, subfolder
+
+
+class VideoFile:
+    """Outside ComfyUI, the VIDEO output: a saved video file (core's VideoFromFile has the same
+    ``get_dimensions`` / ``save_to`` calls that matter to SaveVideo-like consumers)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def get_stream_source(self) -> str:
+        return str(self.path)
+
+    def get_dimensions(self) -> tuple[int, int]:
+        from dabfusion.media.video import probe_video
+
+        info = probe_video(self.path)
+        return info.width, info.height
+
+    def save_to(self, path: str | os.PathLike, **_: object) -> None:
+        import shutil
+
+        shutil.copyfile(self.path, path)
+
+    def __repr__(self) -> str:
+        return f"VideoFile({str(self.path)!r})"
+
+
+def video_from_file(path: str | os.PathLike):
+    """A core VIDEO object for a saved file (comfy_api's VideoFromFile), or :class:`VideoFile`."""
+    for module in ("comfy_api.latest", "comfy_api.input_impl"):
+        try:
+            mod = __import__(module, fromlist=["*"])
+        except ImportError:
+            continue
+        impl = getattr(mod, "InputImpl", mod)
+        cls = getattr(impl, "VideoFromFile", None)
+        if cls is not None:
+            return cls(str(path))
+    return VideoFile(path)

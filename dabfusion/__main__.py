@@ -1,0 +1,165 @@
+"""``python -m dabfusion generate --image IMG --music AUDIO --out OUT.mp4``: make a person dance.
+
+The MP4's path is printed as the last line of the output (scripts can take it with ``tail -1``).
+Errors in the inputs (a missing file, silent music, an unknown sampler, a model folder that does
+not fit together) print one clear message and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+EXIT_USER_ERROR = 2
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .pipeline import SAMPLERS
+
+    p = argparse.ArgumentParser(prog="python -m dabfusion", description="Dance Any Beat (DabFusion): make the "
+                                "person in one image dance to a piece of music.")
+    sub = p.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("generate", help="image + music -> MP4 with the music",
+                       description="Make the person in IMAGE dance to AUDIO and write an MP4 with the music. "
+                       "Without --checkpoint the built-in demo model is used (a model of the synthetic "
+                       "SynthDance world; train on AIST++ for real people).")
+    g.add_argument("--image", required=True, help="reference image (png/jpg/webp...; a transparent PNG is cut out)")
+    g.add_argument("--music", required=True, help="music file (wav/flac/ogg/mp3/m4a, or a video's audio track)")
+    g.add_argument("--out", required=True, help="output video file (.mp4)")
+    length = g.add_mutually_exclusive_group()
+    length.add_argument("--seconds", type=_positive_float, default=None,
+                        help="length of the video in seconds (default: the music from --start to its end)")
+    length.add_argument("--frames", type=_positive_int, default=None, help="length of the video in frames")
+    g.add_argument("--fps", type=_positive_float, default=None, help="frame rate (default: the model's)")
+    g.add_argument("--start", type=_non_negative_float, default=0.0, help="start time in the music, seconds")
+    g.add_argument("--steps", type=_positive_int, default=None, help="denoising steps (default: the model's "
+                   "recommendation, else the sampler's: dpm++ 25, ddim 50, ddpm 1000)")
+    g.add_argument("--sampler", default=None, help=f"one of {', '.join(SAMPLERS)} (dpmpp is accepted); "
+                   "default: the model's recommendation, else dpm++")
+    g.add_argument("--guidance", type=_non_negative_float, default=None,
+                   help="classifier-free guidance scale on the music (1 = none; default: the model's, else 1)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (same seed, same dance)")
+    g.add_argument("--overlap", type=int, default=None,
+                   help="frames shared by consecutive windows of a long video (default: a quarter window)")
+    g.add_argument("--checkpoint", default=None,
+                   help="model folder (flow_ae.safetensors + diffusion.safetensors [+ bundle.json]); "
+                   "default: the built-in demo model")
+    g.add_argument("--device", default="auto", help="auto (GPU if there is one), cpu, cuda, cuda:1 ...")
+    seg = g.add_argument_group("choreograph anyone (optional: cut the person out of any photo)")
+    seg.add_argument("--mask", default=None, help="mask image of the person (white = person)")
+    seg.add_argument("--background", default=None,
+                     help="background for the cut-out person: 'studio' (default when cutting out), a colour "
+                     "('white', '#rrggbb') or an image file")
+    seg.add_argument("--yolo", default=None, help="ultralytics YOLO .pt file that finds the person")
+    seg.add_argument("--sam", default=None, help="SAM checkpoint that cuts the person out (with --yolo)")
+    seg.add_argument("--fit", choices=("crop", "pad"), default="crop",
+                     help="make a non-square image square by cropping (default) or padding")
+    g.add_argument("--clap-dir", action="append", default=[], help="folder with CLAP checkpoints (if the model uses CLAP)")
+    g.add_argument("--wav2clip-dir", action="append", default=[], help="folder with Wav2CLIP.pt (if the model uses it)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+class _Bar:
+    """A tqdm bar on stderr driven by ``progress(done, total)`` calls."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled, self.bar = enabled, None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc="dancing", unit="step", file=sys.stderr, dynamic_ncols=True)
+        self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def generate_main(args: argparse.Namespace) -> Path:
+    from .errors import MediaError
+    from .pipeline import check_sampler, generate_video
+
+    if args.sampler is not None:
+        check_sampler(args.sampler)
+    for what, value in (("image", args.image), ("music", args.music), ("mask", args.mask)):
+        if value is not None and not Path(value).is_file():
+            raise MediaError(f"--{what}: file not found: {value}")
+    from .model_bundle import load_bundle
+    from .pipeline import resolve_device
+
+    search = {"clap": args.clap_dir, "wav2clip": args.wav2clip_dir}
+    bundle = load_bundle(args.checkpoint, device=resolve_device(args.device), search_dirs=search)
+    if not args.quiet:
+        print(bundle.describe(), file=sys.stderr, flush=True)
+    bar = _Bar(not args.quiet)
+    try:
+        return generate_video(args.image, args.music, args.out, bundle=bundle, start=args.start,
+                              seconds=args.seconds, frames=args.frames, fps=args.fps,
+                              sampler=args.sampler, steps=args.steps, guidance=args.guidance, seed=args.seed,
+                              overlap=args.overlap, mask=args.mask, background=args.background, fit=args.fit,
+                              yolo_model=args.yolo, sam_model=args.sam, search_dirs=search, progress=bar)
+    finally:
+        bar.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import DabFusionError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub
+    try:
+        path = generate_main(args)
+    except DabFusionError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    sys.stdout.flush()
+    print(Path(path).resolve())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,358 @@
+"""A DabFusion model bundle: the flow AE, the flow diffusion model and the music encoder, as one folder.
+
+A generator needs three parts that only work together: the flow auto-encoder whose latents and
+flows the diffusion model learned, the diffusion model, and the music encoder whose embedding it
+was conditioned on (adapters included). The diffusion checkpoint records the other two (the flow
+AE's weight hash and the music encoder's spec), so a bundle is checked when it is loaded instead of
+producing noise later. Layout::
+
+    my_model/
+      bundle.json                optional manifest (see below)
+      flow_ae.safetensors        training/train_flow_ae.py's export (+ flow_ae.json)
+      diffusion.safetensors      training/train_diffusion.py's export (+ diffusion.json)
+      *.safetensors              music adapters, if the model uses CLAP / Wav2CLIP / mel branches
+
+``bundle.json`` (all keys optional)::
+
+    {"format": "dabfusion.bundle", "version": 1, "name": "...", "description": "...",
+     "flow_ae": "flow_ae.safetensors", "diffusion": "diffusion.safetensors",
+     "music": {"clap": "music_audioset_epoch_15_esc_90.14.pt", "clap_adapter": "clap_adapter.safetensors"},
+     "fps": 30, "defaults": {"sampler": "dpm++", "steps": 25, "guidance": 1.0}, "training": {...}}
+
+Frozen third-party encoders (CLAP, Wav2CLIP) are not copied into bundles: they are looked up by
+file name in the ``clap`` / ``wav2clip`` model folders. The music encoder is rebuilt from the spec
+stored in the diffusion checkpoint, so a bundle of the default (beats-only) encoder needs no
+music files at all. :func:`write_bundle` assembles a bundle from training outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .errors import ConfigMismatchError, ModelFileError
+
+BUNDLE_FORMAT = "dabfusion.bundle"
+BUNDLE_VERSION = 1
+MANIFEST_NAME = "bundle.json"
+FLOW_AE_NAME = "flow_ae.safetensors"
+DIFFUSION_NAME = "diffusion.safetensors"
+DEFAULT_FPS = 30.0
+#: The built-in demo model (trained on SynthDance by the project's own scripts).
+DEMO_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "demo_model"
+MUSIC_BRANCHES = ("clap", "wav2clip", "mel")
+
+
+@dataclass(frozen=True)
+class BundleFiles:
+    """Where each part of a bundle is, and what its manifest says."""
+
+    root: Path
+    flow_ae: Path
+    diffusion: Path
+    adapters: dict[str, Path] = field(default_factory=dict)   # branch -> adapter file
+    encoders: dict[str, str] = field(default_factory=dict)    # branch -> frozen encoder file (name or path)
+    manifest: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("name") or self.root.name)
+
+
+def is_bundle_dir(path: str | os.PathLike) -> bool:
+    """A folder that holds a manifest or a diffusion checkpoint."""
+    p = Path(path)
+    return p.is_dir() and ((p / MANIFEST_NAME).is_file() or (p / DIFFUSION_NAME).is_file())
+
+
+def _read_manifest(root: Path) -> dict:
+    path = root / MANIFEST_NAME
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ModelFileError(f"{path} is not a readable JSON bundle manifest: {err}") from None
+    if not isinstance(data, dict) or data.get("format", BUNDLE_FORMAT) != BUNDLE_FORMAT:
+        raise ModelFileError(f"{path} is not a DabFusion bundle manifest (format {BUNDLE_FORMAT!r} expected)")
+    return data
+
+
+def _adapter_branch(path: Path) -> str | None:
+    """The branch of a music adapter file, or None if the file is something else."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except Exception:  # noqa: BLE001 - not a safetensors file: not an adapter
+        return None
+    if meta.get("format") != "dabfusion.music_adapter" or "config" not in meta:
+        return None
+    try:
+        return json.loads(meta["config"]).get("branch")
+    except ValueError:
+        return None
+
+
+def find_bundle_files(path: str | os.PathLike) -> BundleFiles:
+    """Locate the parts of the bundle in folder ``path`` (clear errors for what is missing)."""
+    root = Path(path).expanduser()
+    if root.is_file() and root.name == MANIFEST_NAME:
+        root = root.parent
+    if root.is_file():
+        raise ModelFileError(
+            f"{root} is a file; a DabFusion model is a folder holding {FLOW_AE_NAME} and {DIFFUSION_NAME} "
+            f"(and optionally {MANIFEST_NAME}). Give the folder.")
+    if not root.is_dir():
+        raise ModelFileError(f"DabFusion model folder {root} not found.")
+    manifest = _read_manifest(root)
+    flow_ae = root / manifest.get("flow_ae", FLOW_AE_NAME)
+    diffusion = root / manifest.get("diffusion", DIFFUSION_NAME)
+    for part, p, script in (("flow AE", flow_ae, "training/train_flow_ae.py"),
+                            ("diffusion", diffusion, "training/train_diffusion.py")):
+        if not p.is_file():
+            raise ModelFileError(
+                f"The DabFusion model folder {root} has no {part} checkpoint ({p.name}). Put the file "
+                f"{script} exported there, or pick another model.")
+    music = dict(manifest.get("music") or {})
+    adapters: dict[str, Path] = {}
+    for branch in MUSIC_BRANCHES:
+        name = music.get(f"{branch}_adapter")
+        if name:
+            adapters[branch] = root / name
+    if len(adapters) < len(MUSIC_BRANCHES):  # look for the others among the bundle's files
+        skip = {flow_ae.resolve(), diffusion.resolve(), *(a.resolve() for a in adapters.values())}
+        for p in sorted(root.glob("*.safetensors")):
+            if p.resolve() in skip:
+                continue
+            branch = _adapter_branch(p)
+            if branch in MUSIC_BRANCHES and branch not in adapters:
+                adapters[branch] = p
+    encoders = {b: str(music[b]) for b in ("clap", "wav2clip") if music.get(b)}
+    return BundleFiles(root, flow_ae, diffusion, adapters, encoders, manifest)
+
+
+def write_bundle(out_dir: str | os.PathLike, *, flow_ae: str | os.PathLike, diffusion: str | os.PathLike,
+                 adapters: Mapping[str, str | os.PathLike] | None = None,
+                 encoders: Mapping[str, str] | None = None, name: str | None = None,
+                 description: str | None = None, fps: float | None = None,
+                 defaults: Mapping[str, Any] | None = None, training: Mapping[str, Any] | None = None) -> Path:
+    """Copy training outputs into a bundle folder with its manifest; returns the folder.
+
+    ``flow_ae`` / ``diffusion``: checkpoints written by the training scripts (their ``.json``
+    companions are copied too). ``adapters``: branch -> adapter file. ``encoders``: branch -> the
+    frozen CLAP / Wav2CLIP file *name* (looked up in the model folders, never copied).
+    ``training``: free-form provenance (the exact commands, data, steps) kept in the manifest.
+    """
+    from .checkpoint_io import checkpoint_paths
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def copy(src: str | os.PathLike, name_: str) -> str:
+        weights, cfg = checkpoint_paths(src)
+        if not weights.is_file():
+            raise ModelFileError(f"{weights} not found (while writing the bundle {out})")
+        target = out / name_
+        if weights.resolve() != target.resolve():
+            shutil.copyfile(weights, target)
+            if cfg.is_file():
+                shutil.copyfile(cfg, target.with_suffix(".json"))
+        return target.name
+
+    music: dict[str, str] = {}
+    for branch, src in (adapters or {}).items():
+        music[f"{branch}_adapter"] = copy(src, f"{branch}_adapter.safetensors")
+    for branch, file_name in (encoders or {}).items():
+        music[branch] = Path(file_name).name
+    manifest = {"format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "name": name or out.name,
+                "description": description or "", "flow_ae": copy(flow_ae, FLOW_AE_NAME),
+                "diffusion": copy(diffusion, DIFFUSION_NAME), "music": music}
+    if fps is not None:
+        manifest["fps"] = float(fps)
+    if defaults:
+        manifest["defaults"] = dict(defaults)
+    if training:
+        manifest["training"] = dict(training)
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return out
+
+
+# --------------------------------------------------------------------------------- music encoder
+
+
+def music_encoder_for(spec: Mapping[str, Any], files: BundleFiles, *,
+                      search_dirs: Mapping[str, Iterable[str | os.PathLike]] | None = None,
+                      device: str = "cpu"):
+    """Rebuild the music encoder a diffusion checkpoint's ``music_spec`` describes.
+
+    Frozen encoders are found by the file name the spec (or the manifest) records, in
+    ``search_dirs["clap"]`` / ``search_dirs["wav2clip"]``; adapters come from the bundle.
+    """
+    from .music import MusicEncoder
+    from .music.adapters import MusicAdapter
+
+    dirs = {k: list(v) for k, v in (search_dirs or {}).items()}
+    branches = {b.get("name"): b for b in spec.get("branches", [])}
+    unknown = sorted(set(branches) - {*MUSIC_BRANCHES, "beats"})
+    if unknown:
+        raise ConfigMismatchError(f"The diffusion model of {files.root} uses music branches {unknown} that this "
+                                  "version of dabfusion does not know; update dabfusion.")
+    kw: dict[str, Any] = {"beats": "beats" in branches}
+    if spec.get("context_seconds") is not None:
+        kw["context_seconds"] = float(spec["context_seconds"])
+    for branch in MUSIC_BRANCHES:
+        if branch not in branches:
+            continue
+        wants_adapter = branches[branch].get("adapter") is not None
+        if wants_adapter:
+            if branch not in files.adapters:
+                raise ModelFileError(
+                    f"The diffusion model of {files.root} was trained with a {branch} music adapter, but the "
+                    f"folder has no {branch} adapter file. Put the adapter training/train_music_adapters.py "
+                    f"wrote next to the model (e.g. {branch}_adapter.safetensors).")
+            kw[f"{branch}_adapter"] = MusicAdapter.load(files.adapters[branch], device=device)
+        if branch == "mel":
+            kw["mel"] = True
+            continue
+        enc_file = files.encoders.get(branch) or (branches[branch].get("encoder") or {}).get("file")
+        if branch == "clap":
+            from .music.clap_branch import load_clap_audio
+
+            kw["clap"] = load_clap_audio(enc_file, dirs.get("clap", ()), device=device)
+        else:
+            from .music.wav2clip_branch import load_wav2clip
+
+            kw["wav2clip"] = load_wav2clip(enc_file, dirs.get("wav2clip", ()), device=device)
+    return MusicEncoder(**kw)
+
+
+# --------------------------------------------------------------------------------- the bundle
+
+
+@dataclass
+class ModelBundle:
+    """A loaded, checked generator: ``flow_ae`` (:class:`~dabfusion.flow_ae.FlowAE`), ``diffusion``
+    (:class:`~dabfusion.diffusion.UNet3D`) and ``music`` (:class:`~dabfusion.music.MusicEncoder`)."""
+
+    flow_ae: Any
+    diffusion: Any
+    music: Any
+    files: BundleFiles
+    diffusion_header: dict
+    device: Any
+
+    @property
+    def name(self) -> str:
+        return self.files.name
+
+    @property
+    def image_size(self) -> int:
+        return int(self.flow_ae.image_size)
+
+    @property
+    def window(self) -> int:
+        """Frames the diffusion model generates at once (longer clips are made in windows)."""
+        return int(self.diffusion.config.n_frames)
+
+    @property
+    def fps(self) -> float:
+        """The frame rate the model was trained at: the manifest's, else the training data's."""
+        fps = self.files.manifest.get("fps")
+        if fps is None:
+            fps = ((self.diffusion_header.get("extra") or {}).get("data") or {}).get("fps")
+        return float(fps) if fps else DEFAULT_FPS
+
+    @property
+    def defaults(self) -> dict:
+        """Recommended sampling settings from the manifest (sampler, steps, guidance), maybe empty."""
+        return dict(self.files.manifest.get("defaults") or {})
+
+    def describe(self) -> str:
+        c = self.diffusion.config
+        return (f"DabFusion model '{self.name}': {self.image_size}x{self.image_size} frames, windows of "
+                f"{self.window} frames at {self.fps:g} fps, latent {c.latent_channels}x{c.latent_size}x"
+                f"{c.latent_size}, music branches {[b['name'] for b in self.music.spec['branches']]}, on {self.device}")
+
+
+def load_bundle(path: str | os.PathLike | None = None, *, device: Any = "cpu", dtype: Any = None,
+                search_dirs: Mapping[str, Iterable[str | os.PathLike]] | None = None) -> ModelBundle:
+    """Load and cross-check a bundle (``None``: the built-in demo model).
+
+    Raises :class:`ModelFileError` for missing files and :class:`ConfigMismatchError` when the
+    diffusion model was trained with another flow AE or another music encoder.
+    """
+    import torch
+
+    from .diffusion import load_diffusion, read_diffusion_config
+    from .flow_ae import FlowAE
+
+    if path is None:
+        path = DEMO_MODEL_DIR
+        if not is_bundle_dir(path):
+            raise ModelFileError(
+                f"The built-in demo model is not in this copy of Dance Any Beat ({DEMO_MODEL_DIR} is missing "
+                "or empty). Reinstall the package, or give a model folder with --checkpoint.")
+    files = find_bundle_files(path)
+    device = torch.device(device)
+    config = read_diffusion_config(files.diffusion)
+    if config.music_spec is None:
+        raise ConfigMismatchError(f"{files.diffusion} records no music encoder spec; re-export it with "
+                                  "training/train_diffusion.py.")
+    music = music_encoder_for(config.music_spec, files, search_dirs=search_dirs, device=str(device))
+    flow_ae = FlowAE.from_checkpoint(files.flow_ae, device=device, dtype=dtype)
+    from .diffusion.checkpoint import flow_ae_identity
+
+    # The identity hashes float32 values: a float32 model holds exactly the saved values (a bf16
+    # copy would not), so only a reduced-precision load re-reads the file.
+    ident = flow_ae_identity(flow_ae if flow_ae.dtype == torch.float32 else files.flow_ae)
+    unet, header = load_diffusion(files.diffusion, music_spec=music.spec, flow_ae=ident, device=device,
+                                  dtype=dtype if dtype not in (None, torch.float32) else None)
+    return ModelBundle(flow_ae=flow_ae, diffusion=unet, music=music, files=files, diffusion_header=header,
+                       device=device)
+
+
+# --------------------------------------------------------------------------------- cache
+
+_CACHE_LOCK = threading.Lock()
+_CACHE: dict[tuple, ModelBundle] = {}
+_CACHE_SIZE = 2
+
+
+def _bundle_key(path: Path, device: Any, dtype: Any, search_dirs: Any) -> tuple:
+    stamps = []
+    for p in sorted(path.glob("*")):
+        if p.is_file():
+            st = p.stat()
+            stamps.append((p.name, st.st_size, st.st_mtime_ns))
+    dirs = tuple(sorted((k, tuple(map(str, v))) for k, v in (search_dirs or {}).items()))
+    return (str(path.resolve()), tuple(stamps), str(device), str(dtype), dirs)
+
+
+def load_bundle_cached(path: str | os.PathLike | None = None, **kw: Any) -> ModelBundle:
+    """:func:`load_bundle`, reusing the last loaded bundles while their files are unchanged."""
+    root = Path(path) if path is not None else DEMO_MODEL_DIR
+    if not root.is_dir():
+        return load_bundle(path, **kw)  # raises the clear error
+    key = _bundle_key(root, kw.get("device", "cpu"), kw.get("dtype"), kw.get("search_dirs"))
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+    if hit is not None:
+        return hit
+    bundle = load_bundle(path, **kw)
+    with _CACHE_LOCK:
+        _CACHE[key] = bundle
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+    return bundle
+
+
+def clear_bundle_cache() -> None:
+    with _CACHE_LOCK:
+        _CACHE.clear()

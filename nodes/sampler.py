@@ -1,0 +1,89 @@
+"""FlowDiffusion Sampler: latent flows for any number of frames, conditioned on the music."""
+
+from __future__ import annotations
+
+from dabfusion.errors import DabFusionError
+
+from . import comfy_compat as compat
+from .common import CATEGORY, FLOWS, LATENT, MODEL, MUSIC
+
+SAMPLERS = ("dpm++", "ddim", "ddpm")
+UNITS = ("seconds", "frames")
+
+
+class FlowDiffusionSampler:
+    """Samples latent flows and occlusions for the whole clip, window after window."""
+
+    DESCRIPTION = ("Generates the dance: latent optical flows and occlusion maps for every frame, conditioned "
+                   "on the music and the reference latent. Any length works: long clips are made in overlapping "
+                   "windows that all warp the original reference (no drift from chaining). DPM-Solver++ with "
+                   "~25 steps is fast; DDPM with 1000 steps is the paper's sampler.")
+    CATEGORY = f"{CATEGORY}/generate"
+    RETURN_TYPES = (FLOWS,)
+    RETURN_NAMES = ("flows",)
+    OUTPUT_TOOLTIPS = ("Latent flows + occlusions for Warp and Decode.",)
+    FUNCTION = "sample"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": (MODEL, {"tooltip": "The DabFusion model."}),
+                "latent": (LATENT, {"tooltip": "The reference latent from FlowAE Encode (same model)."}),
+                "music": (MUSIC, {"tooltip": "The music from Music Encoder (same model)."}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
+                                 "tooltip": "Random seed: the same seed gives the same dance."}),
+                "steps": ("INT", {"default": 25, "min": 1, "max": 1000,
+                                  "tooltip": "Denoising steps per window (dpm++: 15-30, ddim: 50, ddpm: 1000)."}),
+                "sampler": (list(SAMPLERS), {"default": "dpm++",
+                                             "tooltip": "dpm++ (DPM-Solver++ 2M), ddim, or ddpm (the paper's)."}),
+                "guidance": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 20.0, "step": 0.1,
+                                       "tooltip": "Classifier-free guidance on the music: 1 = off (fastest); "
+                                                  "higher follows the music more strongly (twice the compute)."}),
+                "length": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 100000.0, "step": 0.1,
+                                     "tooltip": "Length of the video in 'length_unit'; 0 = as long as the music."}),
+                "length_unit": (list(UNITS), {"default": "seconds", "tooltip": "Unit of 'length'."}),
+                "fps": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 120.0, "step": 0.01,
+                                  "tooltip": "Frame rate of the video; 0 = the rate the model was trained at."}),
+            },
+            "optional": {
+                "overlap": ("INT", {"default": -1, "min": -1, "max": 256,
+                                    "tooltip": "Frames shared by consecutive windows of a long clip; -1 = a "
+                                               "quarter of the model's window."}),
+            },
+        }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, sampler, length_unit="seconds"):
+        if sampler not in SAMPLERS:
+            return f"sampler must be one of {SAMPLERS}, got {sampler!r}"
+        if length_unit not in UNITS:
+            return f"length_unit must be one of {UNITS}, got {length_unit!r}"
+        return True
+
+    def sample(self, model, latent, music, seed, steps, sampler, guidance, length, length_unit, fps, overlap=-1):
+        from dabfusion.diffusion import plan_windows
+        from dabfusion.pipeline import resolve_length, sample_flows
+
+        fps = float(fps) or model.fps
+        length = float(length)
+        if length < 0:
+            raise DabFusionError(f"length must be >= 0, got {length}")
+        if length == 0:
+            n = resolve_length(fps=fps, music_seconds=music.duration)
+        elif length_unit == "frames":
+            if length != int(length):
+                raise DabFusionError(f"length in frames must be a whole number, got {length}")
+            n = resolve_length(fps=fps, frames=int(length))
+        else:
+            n = resolve_length(fps=fps, seconds=length)
+        ov = None if int(overlap) < 0 else int(overlap)
+        window = model.window
+        k = ov if ov is not None else max(1, window // 4)
+        if not 0 <= k < window:
+            raise DabFusionError(f"overlap must be between 0 and {window - 1} frames for this model, got {k}")
+        total = len(plan_windows(n, window, k)) * int(steps)
+        bar = compat.ProgressBar(total)
+        flows = sample_flows(model, latent, music, n_frames=n, fps=fps, sampler=sampler, steps=int(steps),
+                             guidance=float(guidance), seed=int(seed), overlap=ov, progress=bar)
+        return (flows,)

@@ -1,0 +1,446 @@
+"""Check the pack inside a real ComfyUI, headless: it imports, lists its nodes and templates, and the
+example API workflow makes an MP4 with a video and an audio track.
+
+    python scripts/comfy_check.py PATH_TO_COMFYUI [--python PYTHON] [--checkpoint MODEL_DIR]
+
+What it does, leaving the ComfyUI checkout untouched (ComfyUI >= 0.3.x with ``--base-directory``):
+
+1. makes a temporary base directory with ``custom_nodes/<pack>`` (a link to this checkout),
+   ``input/`` (the bundled example image and music), ``output/`` and ``models/dabfusion/``;
+2. starts ``python main.py --cpu --listen 127.0.0.1 --port N --base-directory BASE`` with the given
+   Python (ComfyUI's environment, which must also have this pack's requirements);
+3. waits for ``/object_info``, checks that all of the pack's nodes are listed and that the log has no
+   "(IMPORT FAILED)" line for the pack, and that ``/workflow_templates`` lists its workflows;
+4. POSTs each ``workflows/api/*.json`` (steps and length lowered with --steps / --seconds so a CPU
+   finishes quickly) to ``/prompt`` with the UI workflow as extra_pnginfo, polls
+   ``/history/{id}``, and checks that the MP4 has a video and an audio stream and the workflow in
+   its metadata; core Save Video (when the ComfyUI has it) also saves the pack's VIDEO output.
+
+5. with ``--browser chromium``: opens the real front-end in headless Chromium (DevTools protocol),
+   checks that the pack's templates appear in its template browser, loads each UI workflow with
+   ``app.loadGraphData`` and checks that every node type is known and that ``app.graphToPrompt()``
+   gives exactly our API file (so the UI and API versions are the same graph), and saves a
+   screenshot of each under the base directory.
+
+The model: --checkpoint (a model folder), else the built-in demo model, else (with a warning) a
+random-weight bundle, which checks the plumbing but does not dance. Exit status 0 when every check
+passed; the server log is kept under the base directory with --keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACK_DIR_NAME = "comfyui-dance-any-beat"
+WORKFLOW = "dance_any_beat_image_music"
+NODES = ("DabFusionModelLoader", "DabFusionLoadMusic", "DabFusionMusicEncoder", "DabFusionSegmentPerson",
+         "DabFusionFlowAEEncode", "DabFusionSampler", "DabFusionWarpDecode", "DabFusionVideoCombine")
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def log(msg: str) -> None:
+    print(f"[comfy_check] {msg}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_json(url: str, data: dict | None = None, timeout: float = 10.0):
+    body = None if data is None else json.dumps(data).encode()
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"} if body else {})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return resp.status, json.loads(resp.read().decode() or "null")
+
+
+def prepare_base(base: Path, checkpoint: Path | None, copy: bool) -> str:
+    """Lay out the base directory; returns the checkpoint combo value the prompt should use."""
+    sys.path.insert(0, str(ROOT))
+    from dabfusion.model_bundle import DEMO_MODEL_DIR, is_bundle_dir
+
+    for d in ("custom_nodes", "input", "output", "temp", "user", "models/dabfusion"):
+        (base / d).mkdir(parents=True, exist_ok=True)
+    target = base / "custom_nodes" / PACK_DIR_NAME
+    if copy:
+        shutil.copytree(ROOT, target, ignore=shutil.ignore_patterns(".git", ".venv", "out", "__pycache__", "data"))
+    else:
+        target.symlink_to(ROOT, target_is_directory=True)
+    for f in (ROOT / "dabfusion" / "assets" / "examples").iterdir():
+        shutil.copyfile(f, base / "input" / f.name)
+    if checkpoint is not None:
+        if not is_bundle_dir(checkpoint):
+            raise CheckFailed(f"--checkpoint {checkpoint} is not a DabFusion model folder")
+        (base / "models" / "dabfusion" / checkpoint.name).symlink_to(checkpoint.resolve(), target_is_directory=True)
+        return checkpoint.name
+    if is_bundle_dir(DEMO_MODEL_DIR):
+        return "built-in demo model (SynthDance)"
+    from dabfusion.random_bundle import make_random_bundle
+
+    log("WARNING: no demo model in this checkout and no --checkpoint: using a random-weight bundle "
+        "(checks the plumbing, does not dance)")
+    make_random_bundle(base / "models" / "dabfusion" / "random_tiny")
+    return "random_tiny"
+
+
+def server_command(comfy: Path, python: str, port: int, base: Path) -> list[str]:
+    cli = (comfy / "comfy" / "cli_args.py").read_text(encoding="utf-8", errors="replace")
+    if "--base-directory" not in cli:
+        raise CheckFailed("this ComfyUI has no --base-directory option (too old); update it")
+    cmd = [python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--base-directory", str(base)]
+    if "--database-url" in cli:
+        cmd += ["--database-url", "sqlite:///:memory:"]
+    return cmd
+
+
+def wait_for_server(url: str, proc: subprocess.Popen, log_path: Path, timeout: float) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise CheckFailed(f"ComfyUI exited with status {proc.returncode} before it was ready; see {log_path}:\n"
+                              + tail(log_path))
+        try:
+            status, info = http_json(f"{url}/object_info", timeout=30)
+            if status == 200:
+                return info
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            pass
+        time.sleep(1.0)
+    raise CheckFailed(f"ComfyUI did not answer /object_info within {timeout:.0f} s; see {log_path}")
+
+
+def tail(path: Path, n: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def check_import(info: dict, log_path: Path) -> None:
+    missing = [n for n in NODES if n not in info]
+    text = log_path.read_text(errors="replace")
+    failed = [line for line in text.splitlines() if "IMPORT FAILED" in line and PACK_DIR_NAME in line]
+    if failed or missing:
+        raise CheckFailed(f"the pack did not import cleanly: missing nodes {missing}; {failed}\n" + tail(log_path, 60))
+    for key in NODES:
+        if not info[key]["category"].startswith("Dance Any Beat/"):
+            raise CheckFailed(f"{key} has category {info[key]['category']!r}")
+    log(f"pack imported: {len(NODES)} nodes listed in /object_info, no IMPORT FAILED in the log")
+
+
+def check_templates(url: str) -> None:
+    status, templates = http_json(f"{url}/workflow_templates")
+    names = set(templates.get(PACK_DIR_NAME, [])) if status == 200 and isinstance(templates, dict) else set()
+    expected = {p.stem for p in (ROOT / "workflows").glob("*.json")}
+    if not expected <= names:
+        raise CheckFailed(f"/workflow_templates lists {sorted(names)} for the pack, expected {sorted(expected)}")
+    with urllib.request.urlopen(f"{url}/api/workflow_templates/{PACK_DIR_NAME}/{WORKFLOW}.json", timeout=10) as r:
+        json.loads(r.read().decode())
+    log(f"templates listed: {sorted(expected)}")
+
+
+def make_prompt(name: str, checkpoint: str, steps: int, seconds: float, save_video: bool) -> tuple[dict, dict]:
+    """An example API workflow, lowered for a CPU; with ``save_video`` core SaveVideo also saves our VIDEO."""
+    api = json.loads((ROOT / "workflows" / "api" / f"{name}.json").read_text())
+    ui = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
+    if save_video:
+        combine = next(nid for nid, n in api.items() if n["class_type"] == "DabFusionVideoCombine")
+        api["900"] = {"class_type": "SaveVideo", "inputs": {"video": [combine, 0], "filename_prefix": "core/saved",
+                                                           "format": "auto", "codec": "auto"}}
+    for node in api.values():
+        if node["class_type"] == "DabFusionModelLoader":
+            node["inputs"]["checkpoint"] = checkpoint
+        if node["class_type"] == "DabFusionSampler":
+            node["inputs"]["steps"] = steps
+            if node["inputs"].get("length"):
+                node["inputs"]["length"] = seconds
+        if node["class_type"] == "DabFusionLoadMusic" and node["inputs"].get("duration"):
+            node["inputs"]["duration"] = seconds
+    return api, ui
+
+
+def run_prompt(url: str, api: dict, ui: dict, timeout: float, log_path: Path) -> dict:
+    client = uuid.uuid4().hex
+    try:
+        status, answer = http_json(f"{url}/prompt", {"prompt": api, "client_id": client,
+                                                      "extra_data": {"extra_pnginfo": {"workflow": ui}}})
+    except urllib.error.HTTPError as err:
+        raise CheckFailed(f"/prompt refused the workflow: {err.read().decode(errors='replace')}") from None
+    if answer.get("node_errors"):
+        raise CheckFailed(f"/prompt reported node errors: {json.dumps(answer['node_errors'])[:2000]}")
+    prompt_id = answer["prompt_id"]
+    log(f"prompt {prompt_id} queued")
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        _, history = http_json(f"{url}/history/{prompt_id}")
+        entry = (history or {}).get(prompt_id)
+        if entry and entry.get("status", {}).get("completed") is not None and (
+                entry["status"].get("completed") or entry["status"].get("status_str") == "error"):
+            if entry["status"].get("status_str") == "error":
+                messages = [m for m in entry["status"].get("messages", []) if m[0] == "execution_error"]
+                raise CheckFailed(f"the workflow failed: {json.dumps(messages)[:3000]}")
+            return entry
+        time.sleep(1.0)
+    raise CheckFailed(f"the workflow did not finish within {timeout:.0f} s; see {log_path}:\n" + tail(log_path))
+
+
+def check_video(entry: dict, api: dict, base: Path, node_type: str = "DabFusionVideoCombine") -> Path:
+    import av
+
+    combine = next(nid for nid, n in api.items() if n["class_type"] == node_type)
+    images = entry["outputs"].get(combine, {}).get("images") or []
+    if not images:
+        raise CheckFailed(f"{node_type} returned no preview: {entry['outputs'].get(combine)}")
+    item = images[0]
+    path = base / item.get("type", "output") / item.get("subfolder", "") / item["filename"]
+    if not path.is_file():
+        raise CheckFailed(f"the MP4 {path} is not there")
+    with av.open(str(path)) as c:
+        n_video, n_audio = len(c.streams.video), len(c.streams.audio)
+        frames = c.streams.video[0].frames if n_video else 0
+        has_workflow = "workflow" in c.metadata and "prompt" in c.metadata
+    if n_video != 1 or n_audio != 1 or frames < 1:
+        raise CheckFailed(f"{path}: {n_video} video / {n_audio} audio streams, {frames} frames")
+    if not has_workflow:
+        raise CheckFailed(f"{path} has no workflow/prompt in its metadata")
+    log(f"{node_type}: MP4 ok: {path} ({frames} frames, video + audio, workflow in metadata)")
+    return path
+
+
+# ----------------------------------------------------------------------------- the front-end (optional)
+
+
+class DevTools:
+    """A minimal Chrome DevTools Protocol client over a stdlib WebSocket (text frames only)."""
+
+    def __init__(self, ws_url: str) -> None:
+        import base64
+        import urllib.parse
+
+        u = urllib.parse.urlparse(ws_url)
+        self.sock = socket.create_connection((u.hostname, u.port), timeout=120)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET {u.path} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\nUpgrade: websocket\r\n"
+                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += self.sock.recv(1)
+        if b" 101 " not in head.split(b"\r\n")[0]:
+            raise CheckFailed(f"DevTools refused the WebSocket: {head[:200]!r}")
+        self.next_id = 0
+
+    def _send(self, text: str) -> None:
+        data = text.encode()
+        mask = os.urandom(4)
+        n = len(data)
+        header = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big")
+                                  if n < 65536 else bytes([0x80 | 127]) + n.to_bytes(8, "big"))
+        self.sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def _exact(self, n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise CheckFailed("DevTools closed the connection")
+            buf += chunk
+        return buf
+
+    def _receive(self) -> str:
+        parts = []
+        while True:
+            b0, b1 = self._exact(2)
+            n = b1 & 0x7F
+            if n == 126:
+                n = int.from_bytes(self._exact(2), "big")
+            elif n == 127:
+                n = int.from_bytes(self._exact(8), "big")
+            payload = self._exact(n)
+            if b0 & 0x0F in (0x1, 0x0):
+                parts.append(payload)
+                if b0 & 0x80:
+                    return b"".join(parts).decode()
+
+    def call(self, method: str, **params):
+        self.next_id += 1
+        self._send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self._receive())
+            if msg.get("id") == self.next_id:
+                if "error" in msg:
+                    raise CheckFailed(f"DevTools {method}: {msg['error']}")
+                return msg["result"]
+
+    def evaluate(self, expression: str):
+        r = self.call("Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True)
+        if "exceptionDetails" in r:
+            raise CheckFailed(f"front-end script failed: {json.dumps(r['exceptionDetails'])[:1500]}")
+        return r["result"].get("value")
+
+    def screenshot(self, path: Path) -> None:
+        import base64
+
+        path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))
+
+
+_LOAD_JS = """(async () => {
+  await app.loadGraphData(%s);
+  await new Promise(r => setTimeout(r, 300));
+  const unknown = app.graph._nodes.filter(n => !LiteGraph.registered_node_types[n.type]).map(n => n.type);
+  const p = await app.graphToPrompt();
+  app.canvas.ds.scale = 0.8; app.canvas.ds.offset = [520, 380]; app.graph.setDirtyCanvas(true, true);
+  return {unknown, output: p.output, saved: app.graph.serialize().nodes.map(n => [n.id, n.widgets_values])};
+})()"""
+
+
+def check_frontend(url: str, browser: str, base: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1600,1000",
+                             f"--remote-debugging-port={port}", f"--user-data-dir={base / 'browser'}", "about:blank"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        tabs = None
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json", timeout=5) as r:
+                    tabs = json.loads(r.read())
+                break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.5)
+        if not tabs:
+            raise CheckFailed(f"{browser} did not start its DevTools endpoint")
+        dt = DevTools(next(t for t in tabs if t["type"] == "page")["webSocketDebuggerUrl"])
+        dt.call("Page.enable")
+        dt.call("Page.navigate", url=url)
+        for _ in range(120):
+            try:
+                if dt.evaluate("!!(window.app && window.app.graph && window.LiteGraph)"):
+                    break
+            except CheckFailed:
+                pass
+            time.sleep(1.0)
+        else:
+            raise CheckFailed("the front-end did not start in the browser")
+        time.sleep(3.0)  # first start opens the template browser; the pack's templates must be in it
+        text = dt.evaluate("document.body.innerText") or ""
+        if PACK_DIR_NAME not in text:
+            log("note: the template browser did not show the pack (it opens on first start only)")
+        else:
+            log("front-end: the template browser lists the pack")
+        dt.evaluate("(() => { document.querySelectorAll('.p-dialog-close-button').forEach(b => b.click()); return 1; })()")
+        for path in sorted((ROOT / "workflows").glob("*.json")):
+            ui = json.loads(path.read_text())
+            api = json.loads((ROOT / "workflows" / "api" / path.name).read_text())
+            res = dt.evaluate(_LOAD_JS % json.dumps(ui))
+            if res["unknown"]:
+                raise CheckFailed(f"{path.name}: the front-end does not know {res['unknown']}")
+            got = {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in res["output"].items()}
+            want = {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in api.items()}
+            if got != want:
+                diff = [k for k in set(got) | set(want) if got.get(k) != want.get(k)]
+                raise CheckFailed(f"{path.name}: the front-end's prompt differs from workflows/api at nodes {diff}: "
+                                  f"{json.dumps({k: got.get(k) for k in diff})[:1500]}")
+            original = {n["id"]: n["widgets_values"] for n in ui["nodes"]}
+            changed = [i for i, w in res["saved"] if original.get(i) != w]
+            if changed:
+                raise CheckFailed(f"{path.name}: re-saving changes the widget values of nodes {changed}")
+            time.sleep(0.5)
+            dt.screenshot(base / f"{path.stem}.png")
+            log(f"front-end: {path.name} loads, all node types known, graphToPrompt == workflows/api/{path.name}")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("comfyui", type=Path, help="path of a ComfyUI checkout (the folder with main.py)")
+    p.add_argument("--python", default=sys.executable, help="Python of ComfyUI's environment (default: this one)")
+    p.add_argument("--checkpoint", type=Path, default=None, help="model folder to use (default: the demo model)")
+    p.add_argument("--workflows", nargs="+", default=sorted(p.stem for p in (ROOT / "workflows").glob("*.json")),
+                   help="API workflows to run (names under workflows/api/; default: all)")
+    p.add_argument("--steps", type=int, default=4, help="sampler steps (lowered for a quick CPU run)")
+    p.add_argument("--seconds", type=float, default=1.0, help="seconds of music, i.e. video length")
+    p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    p.add_argument("--start-timeout", type=float, default=300.0)
+    p.add_argument("--run-timeout", type=float, default=900.0)
+    p.add_argument("--copy", action="store_true", help="copy the pack instead of linking it")
+    p.add_argument("--browser", default=None,
+                   help="a Chromium/Chrome executable: also check the workflows in the real front-end")
+    p.add_argument("--keep", action="store_true", help="keep the base directory (log, output)")
+    args = p.parse_args(argv)
+
+    comfy = args.comfyui.resolve()
+    if not (comfy / "main.py").is_file():
+        print(f"error: {comfy} has no main.py: give the ComfyUI checkout", file=sys.stderr)
+        return 2
+    base = Path(tempfile.mkdtemp(prefix="dab_comfy_check_"))
+    log_path = base / "comfyui.log"
+    proc = None
+    try:
+        checkpoint = prepare_base(base, args.checkpoint, args.copy)
+        port = args.port or free_port()
+        cmd = server_command(comfy, args.python, port, base)
+        log("starting: " + " ".join(cmd))
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "YOLO_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+        with open(log_path, "wb") as out:
+            proc = subprocess.Popen(cmd, cwd=str(comfy), stdout=out, stderr=subprocess.STDOUT, env=env,
+                                    start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        started = time.time()
+        info = wait_for_server(url, proc, log_path, args.start_timeout)
+        log(f"server up in {time.time() - started:.0f} s")
+        check_import(info, log_path)
+        check_templates(url)
+        if args.browser:
+            check_frontend(url, args.browser, base)
+        save_video = "SaveVideo" in info
+        for name in args.workflows:
+            api, ui = make_prompt(name, checkpoint, args.steps, args.seconds, save_video)
+            started = time.time()
+            entry = run_prompt(url, api, ui, args.run_timeout, log_path)
+            log(f"{name} ran in {time.time() - started:.0f} s")
+            check_video(entry, api, base)
+            if save_video:  # our VIDEO output works with core Save Video
+                check_video(entry, api, base, "SaveVideo")
+        log("ALL CHECKS PASSED")
+        return 0
+    except CheckFailed as err:
+        log(f"FAILED: {err}")
+        return 1
+    finally:
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        if args.keep:
+            log(f"kept {base} (server log: {log_path})")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""The pipeline on a random-weight bundle written by the official checkpoint writers: bundle loading
+and its cross-checks, any length in windows, seeds, the reference paths, clear errors, MP4 + audio."""
+
+from __future__ import annotations
+
+import shutil
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from dabfusion import pipeline as P
+from dabfusion.errors import ConfigMismatchError, DabFusionError, MediaError, ModelFileError
+from dabfusion.model_bundle import find_bundle_files, load_bundle, load_bundle_cached
+from dabfusion.random_bundle import make_random_bundle
+
+torch.set_num_threads(1)
+SR = 22050
+
+
+def beat_music(seconds: float = 3.0, bpm: float = 120.0, sr: int = SR) -> np.ndarray:
+    """Clicks on a steady beat over a quiet tone: something a beat tracker locks onto."""
+    t = np.arange(int(seconds * sr)) / sr
+    wave = 0.05 * np.sin(2 * np.pi * 220 * t)
+    for b in np.arange(0.25, seconds, 60.0 / bpm):
+        i = int(b * sr)
+        n = min(len(t) - i, int(0.05 * sr))
+        wave[i:i + n] += 0.8 * np.exp(-np.arange(n) / (0.01 * sr)) * np.sin(2 * np.pi * 1000 * t[:n])
+    return wave.astype(np.float32)[None]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_random_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def bundle(tiny):
+    return load_bundle(tiny)
+
+
+def test_bundle_loads_its_parts_and_reads_its_settings(bundle, tiny):
+    assert (bundle.image_size, bundle.window, bundle.fps) == (32, 8, 30.0)
+    assert bundle.name == "random-tiny-beats" and bundle.files.root == tiny
+    assert [b["name"] for b in bundle.music.spec["branches"]] == ["beats"]
+    assert "32x32" in bundle.describe()
+
+
+def test_a_swapped_music_adapter_or_flow_ae_is_refused(tmp_path):
+    good = make_random_bundle(tmp_path / "mel", music="mel+adapter")
+    assert set(find_bundle_files(good).adapters) == {"mel"}
+    assert [b["name"] for b in load_bundle(good).music.spec["branches"]] == ["mel", "beats"]
+    other = make_random_bundle(tmp_path / "other", music="mel+adapter", seed=1)
+    bad = tmp_path / "swapped_adapter"
+    shutil.copytree(good, bad)
+    shutil.copyfile(other / "mel_adapter.safetensors", bad / "mel_adapter.safetensors")
+    with pytest.raises(ConfigMismatchError, match="adapter"):
+        load_bundle(bad)
+    bad_ae = tmp_path / "swapped_ae"
+    shutil.copytree(good, bad_ae)
+    shutil.copyfile(other / "flow_ae.safetensors", bad_ae / "flow_ae.safetensors")
+    with pytest.raises(ConfigMismatchError, match="flow AE"):
+        load_bundle(bad_ae)
+    no_adapter = tmp_path / "no_adapter"
+    shutil.copytree(good, no_adapter)
+    (no_adapter / "mel_adapter.safetensors").unlink()
+    (no_adapter / "bundle.json").unlink()
+    with pytest.raises(ModelFileError, match="mel adapter"):
+        load_bundle(no_adapter)
+
+
+def test_missing_parts_name_the_file_and_folder(tmp_path, tiny):
+    half = tmp_path / "half"
+    half.mkdir()
+    shutil.copyfile(tiny / "flow_ae.safetensors", half / "flow_ae.safetensors")
+    with pytest.raises(ModelFileError) as err:
+        load_bundle(half)
+    assert "diffusion.safetensors" in str(err.value) and str(half) in str(err.value)
+    with pytest.raises(ModelFileError, match="not found"):
+        load_bundle(tmp_path / "nowhere")
+
+
+def test_cached_bundle_is_reused_until_a_file_changes(tmp_path):
+    root = make_random_bundle(tmp_path / "c")
+    a, b = load_bundle_cached(root), load_bundle_cached(root)
+    assert a is b
+    manifest = root / "bundle.json"
+    manifest.write_text(manifest.read_text().replace("random-tiny-beats", "renamed"))
+    c = load_bundle_cached(root)
+    assert c is not a and c.name == "renamed"
+
+
+def test_any_length_in_windows_and_seeds_decide_the_dance(bundle):
+    image = (np.random.default_rng(0).random((40, 56, 3)) * 255).astype(np.uint8)
+    wave = beat_music()
+    calls = []
+    g1 = P.generate(bundle, image, wave, SR, frames=13, steps=2, seed=3, progress=lambda d, n: calls.append((d, n)))
+    g2 = P.generate(bundle, image, wave, SR, frames=13, steps=2, seed=3)
+    g3 = P.generate(bundle, image, wave, SR, frames=13, steps=2, seed=4)
+    assert g1.frames.shape == (13, 32, 32, 3) and g1.frames.dtype == np.uint8
+    assert g1.flows.starts == [0, 6] and g1.flows.flow.shape == (13, 2, 8, 8)
+    assert np.array_equal(g1.frames, g2.frames)
+    assert not np.array_equal(g1.frames, g3.frames)
+    assert calls[-1][0] == calls[-1][1] and [d for d, _ in calls] == sorted(d for d, _ in calls)
+    long = P.generate(bundle, image, wave, SR, seconds=1.0, steps=1)
+    assert long.frames.shape[0] == 30 and long.flows.starts == [0, 6, 12, 18, 24]
+
+
+def test_reference_preparation(bundle):
+    wide = np.zeros((60, 100, 3), np.uint8)
+    frame, mask = P.prepare_reference(wide, 32)
+    assert frame.shape == (32, 32, 3) and mask is None
+    rgba = np.zeros((80, 60, 4), np.uint8)
+    rgba[20:70, 25:35] = (200, 30, 30, 255)  # an opaque "person" on transparency
+    frame, mask = P.prepare_reference(rgba, 32)
+    assert frame.shape == (32, 32, 3) and mask is not None and 0.5 < mask.max() <= 1.0
+    assert frame[16, 16, 0] > frame[16, 16, 2]  # the red person stands in the middle of the studio
+    with pytest.raises(MediaError, match="at least"):
+        P.prepare_reference(np.zeros((8, 8, 3), np.uint8), 32)
+    with pytest.raises(MediaError, match="one image"):
+        P.encode_reference(bundle, np.zeros((2, 32, 32, 3), np.uint8))
+
+
+def test_bad_inputs_get_clear_errors(bundle):
+    with pytest.raises(MediaError, match="silent"):
+        P.music_clip(bundle, np.zeros((1, SR), np.float32), SR)
+    with pytest.raises(DabFusionError, match="zero frames"):
+        P.resolve_length(fps=30, frames=0)
+    with pytest.raises(DabFusionError, match="less than one frame"):
+        P.resolve_length(fps=30, seconds=0.01)
+    with pytest.raises(DabFusionError, match="Unknown sampler"):
+        P.check_sampler("euler")
+    assert P.check_sampler("dpmpp") == "dpm++"
+
+
+def test_generate_video_writes_an_mp4_with_the_music(bundle, tmp_path):
+    from PIL import Image
+
+    Image.fromarray((np.random.default_rng(1).random((48, 48, 3)) * 255).astype(np.uint8)).save(tmp_path / "p.png")
+    import soundfile as sf
+
+    sf.write(str(tmp_path / "m.wav"), beat_music(4.0)[0], SR)
+    out = P.generate_video(tmp_path / "p.png", tmp_path / "m.wav", tmp_path / "o.mp4", bundle=bundle, frames=9,
+                           steps=1, start=0.5)
+    with av.open(str(out)) as c:
+        assert len(c.streams.video) == 1 and len(c.streams.audio) == 1
+        assert c.streams.video[0].frames == 9
+        assert "dabfusion" in c.metadata
+    with pytest.raises(MediaError, match=r"\.mp4"):
+        P.generate_video(tmp_path / "p.png", tmp_path / "m.wav", tmp_path / "o.gif", bundle=bundle, frames=2)

@@ -1,0 +1,315 @@
+"""The example workflows: the UI and API versions agree (same nodes, links and widget values), every
+widget value is valid for its node's INPUT_TYPES (as ComfyUI validates a prompt), and every API
+graph runs end to end through the node classes with a small executor that follows the links, giving
+an MP4 with a video and an audio track.
+
+The model is the built-in demo model when it is in the checkout, else a random-weight bundle in the
+demo model's place (``DABFUSION_TEST_BUNDLE`` picks another folder). Steps and lengths are lowered
+for speed; the graphs are not changed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from dabfusion.model_bundle import DEMO_MODEL_DIR, is_bundle_dir
+from dabfusion.random_bundle import make_random_bundle
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = ROOT / "workflows"
+EXAMPLES = ROOT / "dabfusion" / "assets" / "examples"
+PACK = "dab_pack_workflows"
+NAMES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
+WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
+FRONTEND_ONLY = {"Note", "MarkdownNote"}  # UI-only nodes: never in an API prompt
+
+
+def load_pack():
+    if PACK in sys.modules:
+        return sys.modules[PACK]
+    spec = importlib.util.spec_from_file_location(PACK, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACK] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# ----------------------------------------------------------------------- stand-ins for core nodes
+
+
+class CoreLoadImage:
+    """What core LoadImage returns: RGB IMAGE [1, H, W, 3] and MASK = 1 - alpha (zeros 64x64 without alpha)."""
+
+    RETURN_TYPES = ("IMAGE", "MASK")
+    FUNCTION = "load_image"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image": (sorted(p.name for p in EXAMPLES.glob("*.png")), {"image_upload": True})}}
+
+    def load_image(self, image):
+        from PIL import Image, ImageOps
+
+        folder = Path(os.environ.get("DABFUSION_INPUT_DIR", "."))
+        path = folder / image if (folder / image).is_file() else EXAMPLES / image
+        img = ImageOps.exif_transpose(Image.open(path))
+        rgb = torch.from_numpy(np.asarray(img.convert("RGB"), np.float32) / 255.0)[None]
+        if "A" in img.getbands():
+            mask = 1.0 - torch.from_numpy(np.asarray(img.getchannel("A"), np.float32) / 255.0)[None]
+        else:
+            mask = torch.zeros(1, 64, 64)
+        return rgb, mask
+
+
+class CorePreviewImage:
+    RETURN_TYPES = ()
+    FUNCTION = "save_images"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"images": ("IMAGE",)}}
+
+    def save_images(self, images):
+        assert images.dim() == 4
+        return {"ui": {"images": []}}
+
+
+def node_classes() -> dict:
+    return {**load_pack().NODE_CLASS_MAPPINGS, "LoadImage": CoreLoadImage, "PreviewImage": CorePreviewImage}
+
+
+def input_specs(cls) -> dict[str, tuple]:
+    types = cls.INPUT_TYPES()
+    return {**types.get("required", {}), **types.get("optional", {})}
+
+
+def is_widget(spec: tuple) -> bool:
+    return isinstance(spec[0], (list, tuple)) or spec[0] in WIDGET_TYPES
+
+
+def is_link(value) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
+
+
+# ----------------------------------------------------------------------- validation (as ComfyUI does)
+
+
+def validate_prompt(api: dict, classes: dict) -> list[str]:
+    """The checks of ComfyUI's validate_inputs that do not need the server."""
+    problems = []
+    for nid, node in api.items():
+        cls = classes.get(node["class_type"])
+        if cls is None:
+            problems.append(f"{nid}: unknown node type {node['class_type']}")
+            continue
+        specs = input_specs(cls)
+        own = set(inspect.signature(cls.VALIDATE_INPUTS).parameters) if hasattr(cls, "VALIDATE_INPUTS") else set()
+        for name in cls.INPUT_TYPES().get("required", {}):
+            if name not in node["inputs"]:
+                problems.append(f"{nid}: required input {name} missing")
+        for name, value in node["inputs"].items():
+            if name not in specs:
+                problems.append(f"{nid}: {name} is not an input of {node['class_type']}")
+                continue
+            spec = specs[name]
+            opts = spec[1] if len(spec) > 1 else {}
+            if is_link(value):
+                src = api[value[0]]
+                src_type = classes[src["class_type"]].RETURN_TYPES[value[1]]
+                want = "COMBO" if isinstance(spec[0], list) else spec[0]
+                if src_type != want:
+                    problems.append(f"{nid}.{name}: linked {src_type} into a {want} input")
+                continue
+            if name in own:
+                continue  # the node validates it itself (ComfyUI then skips its own checks)
+            if isinstance(spec[0], list):
+                if value not in spec[0]:
+                    problems.append(f"{nid}.{name}: {value!r} not in {spec[0]}")
+            elif spec[0] == "INT":
+                if not isinstance(value, int) or isinstance(value, bool) or not opts["min"] <= value <= opts["max"]:
+                    problems.append(f"{nid}.{name}: bad INT {value!r}")
+            elif spec[0] == "FLOAT":
+                if not isinstance(value, (int, float)) or not opts["min"] <= value <= opts["max"]:
+                    problems.append(f"{nid}.{name}: bad FLOAT {value!r}")
+            elif spec[0] == "STRING" and not isinstance(value, str):
+                problems.append(f"{nid}.{name}: bad STRING {value!r}")
+            elif spec[0] == "BOOLEAN" and not isinstance(value, bool):
+                problems.append(f"{nid}.{name}: bad BOOLEAN {value!r}")
+        if own:
+            literal = {k: v for k, v in node["inputs"].items() if k in own and not is_link(v)}
+            verdict = cls.VALIDATE_INPUTS(**literal)
+            if verdict is not True:
+                problems.append(f"{nid}: VALIDATE_INPUTS says {verdict}")
+    return problems
+
+
+# ----------------------------------------------------------------------- the executor
+
+
+def execute(api: dict, classes: dict, overrides: dict | None = None) -> tuple[dict, dict]:
+    """Run an API prompt: nodes in dependency order, links resolved to the producers' outputs."""
+    deps = {nid: {v[0] for v in node["inputs"].values() if is_link(v)} for nid, node in api.items()}
+    order: list[str] = []
+    while len(order) < len(api):
+        ready = sorted((n for n in api if n not in order and deps[n] <= set(order)), key=int)
+        assert ready, "cycle in the prompt"
+        order += ready
+    results, uis = {}, {}
+    for nid in order:
+        node = api[nid]
+        cls = classes[node["class_type"]]
+        kwargs = {k: (results[v[0]][v[1]] if is_link(v) else v) for k, v in node["inputs"].items()}
+        kwargs.update((overrides or {}).get(node["class_type"], {}))
+        hidden = cls.INPUT_TYPES().get("hidden", {})
+        if "prompt" in hidden:
+            kwargs["prompt"] = api
+        if "extra_pnginfo" in hidden:
+            kwargs["extra_pnginfo"] = {"workflow": {"note": "test"}}
+        out = getattr(cls(), cls.FUNCTION)(**kwargs)
+        if isinstance(out, dict):
+            uis[nid] = out.get("ui")
+            out = out.get("result", ())
+        assert isinstance(out, tuple) and len(out) == len(cls.RETURN_TYPES)
+        results[nid] = out
+    return results, uis
+
+
+# ----------------------------------------------------------------------- tests
+
+
+def load(name: str) -> tuple[dict, dict]:
+    ui = json.loads((WORKFLOWS / f"{name}.json").read_text())
+    api = json.loads((WORKFLOWS / "api" / f"{name}.json").read_text())
+    return ui, api
+
+
+def test_there_are_the_three_workflows_and_comfyui_lists_only_the_ui_ones():
+    assert {"dance_any_beat_image_music", "dance_any_beat_choreograph_anyone", "dance_any_beat_long_video"} <= set(NAMES)
+    # ComfyUI 0.3.64 lists custom_nodes/<pack>/workflows/*.json as templates (one level, no recursion)
+    for path in WORKFLOWS.glob("*.json"):
+        data = json.loads(path.read_text())
+        assert data["version"] == 0.4 and isinstance(data["nodes"], list) and isinstance(data["links"], list)
+        assert (WORKFLOWS / "api" / path.name).is_file()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The demo model if present, else a random-weight bundle put in its place."""
+    chosen = os.environ.get("DABFUSION_TEST_BUNDLE")
+    if chosen:
+        root = Path(chosen)
+    elif is_bundle_dir(DEMO_MODEL_DIR):
+        root = DEMO_MODEL_DIR
+    else:
+        root = make_random_bundle(tmp_path_factory.mktemp("demo") / "demo_model")
+    load_pack()
+    mp = pytest.MonkeyPatch()
+    mp.setattr("dabfusion.model_bundle.DEMO_MODEL_DIR", root)
+    mp.setattr(f"{PACK}.nodes.load_model.DEMO_MODEL_DIR", root)
+    yield root
+    mp.undo()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ui_and_api_versions_agree(name):
+    ui, api = load(name)
+    classes = node_classes()
+    ui_nodes = {str(n["id"]): n for n in ui["nodes"] if n["type"] not in FRONTEND_ONLY}
+    assert {k: n["type"] for k, n in ui_nodes.items()} == {k: n["class_type"] for k, n in api.items()}
+    assert ui["last_node_id"] >= max(n["id"] for n in ui["nodes"])
+    assert ui["last_link_id"] >= max(link[0] for link in ui["links"])
+    ids = [n["id"] for n in ui["nodes"]]
+    assert len(ids) == len(set(ids))
+    # links: the same edges, slots consistent on both ends, types those of the producer
+    ui_edges = set()
+    for lid, src, src_slot, dst, dst_slot, kind in ui["links"]:
+        target, source = ui_nodes[str(dst)], ui_nodes[str(src)]
+        inp = target["inputs"][dst_slot]
+        assert inp["link"] == lid and lid in source["outputs"][src_slot]["links"]
+        assert kind == classes[source["type"]].RETURN_TYPES[src_slot] == source["outputs"][src_slot]["type"]
+        ui_edges.add((str(src), src_slot, str(dst), inp["name"]))
+    api_edges = {(v[0], v[1], nid, k) for nid, n in api.items() for k, v in n["inputs"].items() if is_link(v)}
+    assert ui_edges == api_edges
+    # widget values: the UI's positional widgets_values are the API's named inputs
+    for nid, n in ui_nodes.items():
+        cls = classes[n["type"]]
+        names = []
+        for iname, spec in input_specs(cls).items():
+            if is_widget(spec):
+                names.append(iname)
+                if iname in ("seed", "noise_seed"):
+                    names.append(None)  # the front-end's control_after_generate value
+                if spec[1].get("image_upload"):
+                    names.append(None)  # the upload button's value
+        values = n["widgets_values"]
+        assert len(values) == len(names), (nid, n["type"], values, names)
+        for iname, value in zip(names, values):
+            if iname is None:
+                continue
+            api_value = api[nid]["inputs"][iname]
+            if is_link(api_value):
+                assert any(i["name"] == iname and i.get("widget") == {"name": iname} for i in n["inputs"])
+            else:
+                assert api_value == value, (nid, iname)
+
+
+def test_workflow_files_are_what_the_generator_writes(tmp_path):
+    spec = importlib.util.spec_from_file_location("make_workflows", ROOT / "scripts" / "make_workflows.py")
+    gen = importlib.util.module_from_spec(spec)
+    sys.modules["make_workflows"] = gen  # dataclasses look their module up
+    spec.loader.exec_module(gen)
+    written = gen.build(tmp_path)
+    assert len(written) == 2 * len(NAMES)
+    for path in written:
+        ours = WORKFLOWS / path.relative_to(tmp_path)
+        assert json.loads(path.read_text()) == json.loads(ours.read_text()), f"run scripts/make_workflows.py ({ours})"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_widget_value_is_valid_for_its_node(name, demo):
+    _, api = load(name)
+    assert validate_prompt(api, node_classes()) == []
+    for node in api.values():  # the example files the graphs name ship with the pack
+        for key in ("image", "audio_file"):
+            value = node["inputs"].get(key)
+            if isinstance(value, str):
+                assert (EXAMPLES / value).is_file(), value
+
+
+FAST = {"DabFusionSampler": {"steps": 2}, "DabFusionLoadMusic": {"duration": 1.0}}
+LONG = {"DabFusionSampler": {"steps": 1, "length": 1.5}}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_api_workflow_runs_end_to_end_to_an_mp4_with_music(name, demo, tmp_path, monkeypatch):
+    monkeypatch.setenv("DABFUSION_INPUT_DIR", str(tmp_path / "input"))
+    monkeypatch.setenv("DABFUSION_OUTPUT_DIR", str(tmp_path / "output"))
+    _, api = load(name)
+    classes = node_classes()
+    assert validate_prompt(api, classes) == []
+    results, uis = execute(api, classes, overrides=LONG if "long" in name else FAST)
+    combine = next(nid for nid, n in api.items() if n["class_type"] == "DabFusionVideoCombine")
+    video, path = results[combine]
+    sampler = next(nid for nid, n in api.items() if n["class_type"] == "DabFusionSampler")
+    flows = results[sampler][0]
+    assert Path(path).is_file() and Path(path).parent.parent == tmp_path / "output"
+    assert uis[combine]["images"][0]["filename"] == Path(path).name
+    with av.open(path) as c:
+        assert len(c.streams.video) == 1 and len(c.streams.audio) == 1
+        assert c.streams.video[0].frames == flows.n_frames
+        assert "prompt" in c.metadata and "workflow" in c.metadata
+    if "long" in name:
+        assert len(flows.starts) >= 3  # made in several windows
