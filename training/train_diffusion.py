@@ -28,18 +28,13 @@ are saved; so ``--resume`` reproduces the uninterrupted run bit for bit on the s
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import math
-import sys
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from dabfusion.checkpoint_io import config_differences
 from dabfusion.diffusion.checkpoint import flow_ae_identity, save_diffusion
 from dabfusion.diffusion.config import PRESETS, DiffusionConfig, get_config
 from dabfusion.diffusion.data import (FlowWindowDataset, TargetSpec, build_flow_targets, build_music_table,
@@ -48,10 +43,7 @@ from dabfusion.diffusion.losses import diffusion_loss
 from dabfusion.diffusion.long_video import MusicWindows, frames_to_uint8, generate_flows, render_frames
 from dabfusion.diffusion.schedule import SAMPLERS, training_scheduler
 from dabfusion.diffusion.unet3d import UNet3D, count_parameters
-from dabfusion.errors import ConfigMismatchError
-from dabfusion.training_utils import (EMA, CSVLogger, ResumableBatchSampler, StepLRSchedule,
-                                      capture_rng_state, find_latest_state, load_training_state,
-                                      plot_loss_curves, restore_rng_state, save_training_state)
+from dabfusion.training_utils import StageTrainer, add_common_training_args, train_main
 
 log = logging.getLogger("train_diffusion")
 EXPORT_NAME = "diffusion.safetensors"
@@ -97,10 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = p.add_argument_group("data")
-    d.add_argument("--data", required=True, help="data folder in AIST++ layout (SynthDance or AIST++)")
-    d.add_argument("--split", default="auto", help="train/test split spec (see dabfusion.data.splits)")
-    d.add_argument("--fps", type=float, default=30.0, help="frame rate the videos are cached and generated at")
-    d.add_argument("--cache-dir", default=None, help="frame cache folder (default: <data>/.dabfusion_cache)")
+    add_common_training_args(d, ("--data", "--split", "--fps", "--cache-dir"), split={"default": "auto"},
+                             data={"help": "data folder in AIST++ layout (SynthDance or AIST++)"},
+                             fps={"help": "frame rate the videos are cached and generated at"})
     d.add_argument("--target-cache", default=None,
                    help="where flow targets and music tables are cached (default: the frame cache folder)")
     d.add_argument("--ref-hop", type=int, default=None,
@@ -109,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frames after each reference with cached flows (default: 2N; >= N)")
     d.add_argument("--start-hop", type=int, default=2, help="window starts on this frame grid")
     d.add_argument("--audio-sample-rate", type=int, default=22050, help="rate the music tracks are held at")
-    d.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+    add_common_training_args(d, ("--num-workers",))
     f = p.add_argument_group("flow AE")
     f.add_argument("--flow-ae", required=True, help="trained flow AE checkpoint (training/train_flow_ae.py)")
     add_music_arguments(p)
@@ -122,41 +113,34 @@ def build_parser() -> argparse.ArgumentParser:
                         "of |flow| in the targets, clipped to [1, 20])")
     m.add_argument("--no-beat-features", action="store_true", help="ablation: no per-frame beat features")
     o = p.add_argument_group("optimisation")
-    o.add_argument("--batch-size", type=int, default=8, help="windows per step per process")
-    o.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate")
-    o.add_argument("--adam-betas", type=float, nargs=2, default=(0.9, 0.999))
-    o.add_argument("--lr-milestones", type=float, nargs="*", default=(0.4, 0.6, 0.8),
-                   help="fractions of training where lr is multiplied by --lr-gamma (paper: 100,150,200 of 250 epochs)")
-    o.add_argument("--lr-gamma", type=float, default=0.1)
-    o.add_argument("--warmup-steps", type=int, default=100)
-    o.add_argument("--max-steps", type=int, default=None, help="optimiser steps (overrides --epochs)")
-    o.add_argument("--epochs", type=int, default=None)
+    add_common_training_args(
+        o, ("--batch-size", "--lr", "--adam-betas", "--lr-milestones", "--lr-gamma", "--warmup-steps",
+            "--max-steps", "--epochs"),
+        batch_size={"default": 8, "help": "windows per step per process"}, lr={"help": "Adam learning rate"},
+        adam_betas={"default": (0.9, 0.999)}, warmup_steps={"default": 100},
+        lr_milestones={"help": "fractions of training where lr is multiplied by --lr-gamma "
+                               "(paper: 100,150,200 of 250 epochs)"})
     o.add_argument("--windows-per-ref", type=int, default=4, help="windows drawn per cached reference per epoch")
-    o.add_argument("--ema-decay", type=float, default=0.999)
-    o.add_argument("--grad-clip", type=float, default=1.0, help="max grad norm (0: off)")
-    o.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default="no")
-    o.add_argument("--seed", type=int, default=0)
+    add_common_training_args(o, ("--ema-decay", "--grad-clip", "--mixed-precision", "--seed"),
+                             grad_clip={"default": 1.0})
     c = p.add_argument_group("conditioning")
     c.add_argument("--p-uncond", type=float, default=None, help="guidance dropout (default: the config's)")
     c.add_argument("--p-known", type=float, default=0.8, help="probability of a known prefix")
     c.add_argument("--p-first", type=float, default=0.3, help="probability of a window starting at its reference")
     c.add_argument("--max-known", type=int, default=None, help="longest known prefix (default: N/2)")
     r = p.add_argument_group("output")
-    r.add_argument("--out", required=True, help="output folder")
-    r.add_argument("--resume", nargs="?", const="auto", default=None,
-                   help="continue from the newest state in --out (or from the state folder given)")
-    r.add_argument("--stop-at-step", type=int, default=None, help="save and exit at this step (resume later)")
-    r.add_argument("--checkpoint-every", type=int, default=500)
-    r.add_argument("--keep-checkpoints", type=int, default=2)
-    r.add_argument("--sample-every", type=int, default=1000, help="steps between sample videos (0: off)")
-    r.add_argument("--num-samples", type=int, default=2, help="videos per sample round")
+    add_common_training_args(
+        r, ("--out", "--resume", "--stop-at-step", "--checkpoint-every", "--keep-checkpoints", "--sample-every",
+            "--num-samples"),
+        stop_at_step={"help": "save and exit at this step (resume later)"},
+        sample_every={"default": 1000, "help": "steps between sample videos (0: off)"},
+        num_samples={"default": 2, "help": "videos per sample round"})
     r.add_argument("--sample-frames", type=int, default=None, help="frames per sample video (default: 2N)")
     r.add_argument("--sample-sampler", choices=SAMPLERS, default="dpm++")
     r.add_argument("--sample-steps", type=int, default=25)
     r.add_argument("--guidance-scale", type=float, default=1.5)
-    r.add_argument("--log-every", type=int, default=10)
-    r.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    r.add_argument("--no-progress", action="store_true")
+    add_common_training_args(r, ("--log-every", "--threads", "--no-progress"),
+                             threads={"help": "torch CPU threads"})
     return p
 
 
@@ -212,22 +196,21 @@ def resolve_flow_scale(value: str, targets: Any) -> tuple[float, dict]:
 # ---------------------------------------------------------------------------------- training
 
 
-class Trainer:
-    def __init__(self, args: argparse.Namespace) -> None:
-        from accelerate import Accelerator
+class Trainer(StageTrainer):
+    """The diffusion's parts of the shared loop: cached flow targets and music tables, the
+    denoising loss, and sample videos with their music."""
 
+    log = log
+    export_name = EXPORT_NAME
+    title = "flow diffusion"
+    progress_desc = "diffusion"
+    collate_fn = staticmethod(collate)
+
+    def build(self) -> None:
         from dabfusion.flow_ae import FlowAE
 
-        self.args = args
-        self.out = Path(args.out)
-        self.accelerator = Accelerator(mixed_precision=args.mixed_precision)
-        acc = self.accelerator
-        self.main = acc.is_main_process
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        torch.manual_seed(args.seed)
+        args, acc = self.args, self.accelerator
         progress = self.main and not args.no_progress
-
         self.flow_ae = FlowAE.from_checkpoint(args.flow_ae, device=acc.device)
         self.identity = flow_ae_identity(args.flow_ae)
         self.encoder = build_music_encoder(args)
@@ -253,106 +236,26 @@ class Trainer:
                                           windows_per_ref=args.windows_per_ref, p_first=args.p_first,
                                           p_known=args.p_known if config.known_frames else 0.0,
                                           max_known=args.max_known, p_drop=config.cond_drop_prob, seed=args.seed)
-        self.sampler = ResumableBatchSampler(len(self.train_ds), args.batch_size, seed=args.seed,
-                                             num_replicas=acc.num_processes, rank=acc.process_index)
-        per_epoch = self.sampler.batches_per_epoch
-        if args.max_steps is not None:
-            self.total_steps = int(args.max_steps)
-        elif args.epochs is not None:
-            self.total_steps = int(args.epochs) * per_epoch
-        else:
-            raise SystemExit("give --max-steps or --epochs")
-        self.schedule = StepLRSchedule(args.lr, self.total_steps, args.lr_milestones, args.lr_gamma,
-                                       args.warmup_steps)
-        self.ema = EMA(self.model, decay=args.ema_decay).to(acc.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=args.lr, betas=tuple(args.adam_betas))
-        self.model, self.optimizer = acc.prepare(self.model, self.optimizer)
-        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
-        self.tb = None
 
-    # -------------------------------------------------------------- state
-    def unwrapped(self) -> UNet3D:
-        return self.accelerator.unwrap_model(self.model)
+    def loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss = diffusion_loss(self.model, self.scheduler, self.config, batch, generator=self.step_generator(),
+                              device=self.accelerator.device, autocast=self.accelerator.autocast)
+        return loss, {}
 
-    def state(self) -> dict[str, Any]:
-        st = {"model": self.unwrapped().state_dict(), "ema": self.ema.state_dict(),
-              "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
-              "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-              "rng": capture_rng_state(), "config": self.config.to_dict(), "args": _args_dict(self.args)}
-        scaler = getattr(self.accelerator, "scaler", None)
-        if scaler is not None:
-            st["grad_scaler"] = scaler.state_dict()
-        return st
+    def batch_size_of(self, batch: dict[str, Any]) -> int:
+        return batch["x0"].shape[0]
 
-    def load(self, state_dir: Path) -> None:
-        step, st = load_training_state(state_dir)
-        if st["config"] != self.config.to_dict():
-            diff = config_differences(st["config"], self.config.to_dict())
-            raise ConfigMismatchError(f"Cannot resume from {state_dir}: its model config differs:\n  - "
-                                      + "\n  - ".join(diff))
-        self.unwrapped().load_state_dict(st["model"])
-        self.ema.load_state_dict(st["ema"])
-        self.optimizer.load_state_dict(st["optimizer"])
-        if st["schedule"]["total_steps"] != self.total_steps:
-            log.warning("resuming with %d total steps (was %d): the LR milestones move",
-                        self.total_steps, st["schedule"]["total_steps"])
-        scaler = getattr(self.accelerator, "scaler", None)
-        if scaler is not None and "grad_scaler" in st:
-            scaler.load_state_dict(st["grad_scaler"])
-        self.step, self.epoch, self.batch_in_epoch = step, st["epoch"], st["batch_in_epoch"]
-        restore_rng_state(st["rng"])
-        if self.main:
-            log.info("resumed from %s at step %d (epoch %d, batch %d)", state_dir, step, self.epoch, self.batch_in_epoch)
-
-    def save(self) -> None:
-        acc = self.accelerator
-        acc.wait_for_everyone()
-        if self.main:
-            save_training_state(self.out, self.step, self.state(), keep=self.args.keep_checkpoints)
-            self.export()
-            plot_loss_curves(self.out / "metrics.csv", self.out / "loss.png", smooth=10,
-                             title=f"flow diffusion ({self.config.name}) training loss")
-        acc.wait_for_everyone()
+    def timing_columns(self, elapsed: float, items: int, steps: int) -> dict[str, float]:
+        return {"windows_per_s": items / max(elapsed, 1e-9), "s_per_step": elapsed / steps}
 
     def export(self) -> None:
-        extra = {"weights": "ema", "ema_decay": self.ema.decay, "step": self.step, "epoch": self.epoch,
-                 "total_steps": self.total_steps, "data": self.data.desc, "flow_stats": self.flow_stats,
-                 "batch_size": self.args.batch_size * self.accelerator.num_processes, "lr": self.args.lr,
-                 "seed": self.args.seed, "mixed_precision": self.args.mixed_precision,
+        extra = {**self.export_extra(), "data": self.data.desc, "flow_stats": self.flow_stats,
                  "training": {"p_known": self.args.p_known, "p_first": self.args.p_first,
                               "max_known": self.train_ds.max_known, "windows_per_ref": self.args.windows_per_ref}}
         save_diffusion(self.out / EXPORT_NAME, self.ema.model, extra)
 
-    # -------------------------------------------------------------- helpers
-    def batches(self):
-        from torch.utils.data import DataLoader
-
-        while True:
-            self.train_ds.set_epoch(self.epoch)
-            self.sampler.set_position(self.epoch, self.batch_in_epoch)
-            gen = torch.Generator().manual_seed(self.args.seed * 1_000_003 + self.epoch)
-            loader = DataLoader(self.train_ds, batch_sampler=self.sampler, num_workers=self.args.num_workers,
-                                collate_fn=collate, pin_memory=self.accelerator.device.type == "cuda",
-                                generator=gen)
-            for batch in loader:
-                self.batch_in_epoch += 1
-                yield batch
-            self.epoch += 1
-            self.batch_in_epoch = 0
-
-    def step_generator(self) -> torch.Generator:
-        g = torch.Generator()
-        g.manual_seed((self.args.seed * 1_000_003 + self.step * 7919 + self.accelerator.process_index) % (2 ** 63))
-        return g
-
-    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
-        return diffusion_loss(self.model, self.scheduler, self.config, batch, generator=self.step_generator(),
-                              device=self.accelerator.device, autocast=self.accelerator.autocast)
-
     @torch.no_grad()
     def write_samples(self) -> None:
-        if not self.main or not self.args.sample_every:
-            return
         from dabfusion.media.video import write_mp4
 
         src = self.data.sample_src
@@ -381,100 +284,20 @@ class Trainer:
                       preset="veryfast")
         model.train(False)
 
-    def _open_tensorboard(self) -> None:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(str(self.out / "tensorboard"))
-        except Exception:  # noqa: BLE001 - optional
-            self.tb = None
-
-    # -------------------------------------------------------------- loop
-    def run(self) -> dict[str, Any]:
+    def describe(self) -> None:
         args, acc = self.args, self.accelerator
-        if args.resume:
-            where = find_latest_state(self.out if args.resume == "auto" else args.resume)
-            if where is None:
-                if args.resume != "auto":
-                    raise SystemExit(f"--resume: no training state in {args.resume}")
-                log.info("--resume: no state in %s yet, starting from scratch", self.out)
-            else:
-                self.load(where)
-        if self.main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "train_args.json").write_text(json.dumps(_args_dict(args), indent=2) + "\n")
-            self._open_tensorboard()
-            log.info("flow diffusion %s: %s params, %d frames of %dx%d latents (z0 %d ch), flow_scale %.3g, "
-                     "music %d + beats %s", self.config.name, f"{count_parameters(self.unwrapped()):,}",
-                     self.config.n_frames, self.config.latent_size, self.config.latent_size,
-                     self.config.latent_channels, self.config.flow_scale, self.config.music_dim,
-                     self.config.beat_dim if self.config.uses_beats else "off")
-            log.info("data: %s", self.data.desc)
-            log.info("%d steps of %d windows x %d processes, %d batches per epoch, device %s",
-                     self.total_steps, args.batch_size, acc.num_processes, self.sampler.batches_per_epoch, acc.device)
-        csv = CSVLogger(self.out / "metrics.csv", resume_step=self.step) if self.main else None
-        bar = None
-        if self.main and not args.no_progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=self.total_steps, initial=self.step, desc="diffusion", dynamic_ncols=True)
-        self.model.train()
-        data = self.batches()
-        sums, count, t_last, seen = 0.0, 0, time.perf_counter(), 0
-        last_loss = math.nan
-        stop = min(self.total_steps, args.stop_at_step) if args.stop_at_step else self.total_steps
-        while self.step < stop:
-            batch = next(data)
-            lr = self.schedule.apply(self.optimizer, self.step)
-            loss = self.loss(batch)
-            acc.backward(loss)
-            if args.grad_clip > 0:
-                acc.clip_grad_norm_(self.model.parameters(), args.grad_clip)
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.ema.update(self.model)
-            self.step += 1
-            seen += batch["x0"].shape[0] * acc.num_processes
-            value = float(acc.reduce(loss.detach(), "mean") if acc.num_processes > 1 else loss.detach())
-            sums += value
-            count += 1
-            last_loss = value
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{value:.4f}", lr=f"{lr:.2e}", epoch=self.epoch)
-            if self.step % args.log_every == 0 or self.step == stop:
-                now = time.perf_counter()
-                row = {"loss": sums / count, "lr": lr, "epoch": self.epoch,
-                       "windows_per_s": seen / max(now - t_last, 1e-9), "s_per_step": (now - t_last) / count}
-                if csv is not None:
-                    csv.log(self.step, row)
-                if self.tb is not None:
-                    for k, v in row.items():
-                        self.tb.add_scalar(k, v, self.step)
-                sums, count, t_last, seen = 0.0, 0, now, 0
-            if args.sample_every and self.step % args.sample_every == 0:
-                self.write_samples()
-            if self.step % args.checkpoint_every == 0 or self.step == stop:
-                self.save()
-        if bar is not None:
-            bar.close()
-        if self.tb is not None:
-            self.tb.close()
-        if self.main and args.sample_every and self.step % args.sample_every:
-            self.write_samples()
-        if self.main:
-            log.info("done: %s", self.out / EXPORT_NAME)
-        return {"step": self.step, "last_loss": last_loss, "export": str(self.out / EXPORT_NAME)}
-
-
-def _args_dict(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()}
+        log.info("flow diffusion %s: %s params, %d frames of %dx%d latents (z0 %d ch), flow_scale %.3g, "
+                 "music %d + beats %s", self.config.name, f"{count_parameters(self.unwrapped()):,}",
+                 self.config.n_frames, self.config.latent_size, self.config.latent_size,
+                 self.config.latent_channels, self.config.flow_scale, self.config.music_dim,
+                 self.config.beat_dim if self.config.uses_beats else "off")
+        log.info("data: %s", self.data.desc)
+        log.info("%d steps of %d windows x %d processes, %d batches per epoch, device %s",
+                 self.total_steps, args.batch_size, acc.num_processes, self.sampler.batches_per_epoch, acc.device)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-    return Trainer(args).run()
+    return train_main(Trainer, build_parser(), argv)
 
 
 if __name__ == "__main__":

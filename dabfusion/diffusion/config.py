@@ -27,7 +27,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..errors import ConfigMismatchError
+from ..config_io import JSONConfig
 
 CONFIG_VERSION = 1
 PREDICTION_TYPES = ("epsilon", "v_prediction")
@@ -39,7 +39,7 @@ DEFAULT_BEAT_DIM = 8
 
 
 @dataclass(frozen=True)
-class DiffusionConfig:
+class DiffusionConfig(JSONConfig):
     """Everything needed to rebuild a :class:`~dabfusion.diffusion.unet3d.UNet3D` and sample it.
 
     Network: ``dim * dim_mults[i]`` channels at level ``i`` (``latent_size / 2**i`` pixels),
@@ -98,6 +98,8 @@ class DiffusionConfig:
     flow_ae: dict | None = None
     version: int = CONFIG_VERSION
 
+    kind_name = "diffusion"  # for messages (not a field: no annotation)
+
     # ------------------------------------------------------------------ derived
     @property
     def condition_dim(self) -> int:
@@ -141,25 +143,6 @@ class DiffusionConfig:
         d["dim_mults"] = list(self.dim_mults)
         return d
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "DiffusionConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigMismatchError(
-                f"Diffusion config has keys this version of dabfusion does not know: {unknown}. "
-                "The checkpoint was written by a newer version; update dabfusion.")
-        d = dict(data)
-        if "dim_mults" in d:
-            d["dim_mults"] = tuple(d["dim_mults"])
-        return cls(**d)
-
-    def replace(self, **changes: Any) -> "DiffusionConfig":
-        return dataclasses.replace(self, **changes)
-
     def shape_dict(self) -> dict[str, Any]:
         """The fields that decide the weights' shapes (resuming and loading compare these)."""
         skip = {"name", "music_spec", "flow_ae", "cond_drop_prob", "version"}
@@ -195,13 +178,4 @@ PRESETS: dict[str, DiffusionConfig] = {
 
 def get_config(name_or_path: str | os.PathLike | DiffusionConfig) -> DiffusionConfig:
     """A preset by name (``paper``, ``small``, ``tiny``), a JSON file, or a config passed through."""
-    if isinstance(name_or_path, DiffusionConfig):
-        return name_or_path
-    key = os.fspath(name_or_path)
-    if key in PRESETS:
-        return PRESETS[key]
-    if os.path.isfile(key):
-        with open(key, encoding="utf-8") as fh:
-            data = json.load(fh)
-        return DiffusionConfig.from_dict(data.get("config", data))
-    raise ValueError(f"Unknown diffusion config {key!r}: use one of {sorted(PRESETS)} or a JSON file.")
+    return DiffusionConfig.resolve(name_or_path, PRESETS)

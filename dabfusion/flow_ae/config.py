@@ -14,13 +14,10 @@ Presets:
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 from dataclasses import dataclass
-from typing import Any, Mapping
 
-from ..errors import ConfigMismatchError
+from ..config_io import JSONConfig
 
 CONFIG_VERSION = 1
 NORMS = ("group", "batch")
@@ -28,7 +25,7 @@ BG_MOTIONS = ("affine", "none")
 
 
 @dataclass(frozen=True)
-class FlowAEConfig:
+class FlowAEConfig(JSONConfig):
     """Everything needed to rebuild a :class:`~dabfusion.flow_ae.model.FlowAutoEncoder`.
 
     The latent has ``latent_channels = min(max_features, block_expansion * 2**num_down_blocks)``
@@ -68,6 +65,8 @@ class FlowAEConfig:
     # inference behave the same, batch 1 works, and nothing has to be synchronised across GPUs.
     norm: str = "group"
     version: int = CONFIG_VERSION
+
+    kind_name = "flow AE"  # for messages (not a field: no annotation)
 
     # ------------------------------------------------------------------ derived sizes
     @property
@@ -109,26 +108,6 @@ class FlowAEConfig:
         if problems:
             raise ValueError("Invalid FlowAEConfig: " + "; ".join(problems))
 
-    # ------------------------------------------------------------------ (de)serialisation
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "FlowAEConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigMismatchError(
-                f"Flow AE config has keys this version of dabfusion does not know: {unknown}. "
-                "The checkpoint was written by a newer version; update dabfusion.")
-        return cls(**dict(data))
-
-    def replace(self, **changes: Any) -> "FlowAEConfig":
-        return dataclasses.replace(self, **changes)
-
     def with_image_size(self, size: int) -> "FlowAEConfig":
         """Same widths at another frame size (the latent stays ``size / 2**num_down_blocks``)."""
         if size == self.image_size:
@@ -157,13 +136,4 @@ PRESETS: dict[str, FlowAEConfig] = {
 
 def get_config(name_or_path: str | os.PathLike | FlowAEConfig) -> FlowAEConfig:
     """A preset by name (``paper``, ``small``, ``tiny``), a JSON file, or a config passed through."""
-    if isinstance(name_or_path, FlowAEConfig):
-        return name_or_path
-    key = os.fspath(name_or_path)
-    if key in PRESETS:
-        return PRESETS[key]
-    if os.path.isfile(key):
-        with open(key, encoding="utf-8") as fh:
-            data = json.load(fh)
-        return FlowAEConfig.from_dict(data.get("config", data))
-    raise ValueError(f"Unknown flow AE config {key!r}: use one of {sorted(PRESETS)} or a JSON file.")
+    return FlowAEConfig.resolve(name_or_path, PRESETS)

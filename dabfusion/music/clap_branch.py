@@ -107,7 +107,7 @@ def clap_clips(wave48: np.ndarray, clip_samples: int = CLIP_SAMPLES) -> Iterator
         yield repeat_pad(quantize_int16(wave48[s: s + clip_samples]), clip_samples)
 
 
-class ClapAudioEncoder(nn.Module):
+class ClapAudioEncoder(mf.FileWeights, nn.Module):
     """HTSAT audio branch + CLAP's audio projection; ``forward`` takes 10 s clips at 48 kHz."""
 
     name = "clap"
@@ -194,17 +194,7 @@ class ClapAudioEncoder(nn.Module):
     def identity(self) -> dict:
         """What an adapter trained on this encoder records (to refuse other weights later)."""
         return {"kind": "clap", "amodel": self.amodel, "fusion": self.fusion_type,
-                "dim": self.dim, "sample_rate": self.sample_rate,
-                "fingerprint": self.weights_id(), "file": self.source,
-                "random_weights": self.fingerprint is None}
-
-    def weights_id(self) -> str:
-        """Fingerprint of the loaded file's weights, or of the random weights never loaded."""
-        if self.fingerprint is None:
-            if getattr(self, "_random_id", None) is None:
-                self._random_id = "random-" + mf.state_dict_fingerprint(self.state_dict())
-            return self._random_id
-        return self.fingerprint
+                "dim": self.dim, "sample_rate": self.sample_rate, **self.weights_record()}
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -265,18 +255,8 @@ def load_clap_audio(name_or_path: str | os.PathLike | None = None,
     amodel, fusion = detect_layout(audio, path)
     proj = audio.get("audio_projection.2.weight")
     model = ClapAudioEncoder(amodel, fusion, joint_dim=int(proj.shape[0]) if proj is not None else EMBED_DIM)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(audio))
-    unexpected = sorted(set(audio) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(audio) if tuple(expected[k].shape) != tuple(audio[k].shape))
-    if missing or unexpected or wrong:
-        raise ModelFileError(mf.describe_key_mismatch(
-            path, mf.CLAP, missing=missing, unexpected=unexpected, wrong_shape=wrong,
-            note=f" (read as {amodel}{', fusion ' + fusion if fusion else ''})"))
-    model.load_state_dict(audio, strict=True)
-    model.fingerprint = mf.state_dict_fingerprint(audio)
-    model.source = path.name
-    return model.to(device).eval()
+    return mf.load_strict(model, audio, path, mf.CLAP, device=device,
+                          note=f" (read as {amodel}{', fusion ' + fusion if fusion else ''})")
 
 
 def save_official_layout(model: ClapAudioEncoder, path: str | os.PathLike, *,

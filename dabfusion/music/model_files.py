@@ -154,6 +154,52 @@ def state_dict_fingerprint(state: Mapping[str, Any]) -> str:
     return h.hexdigest()
 
 
+class FileWeights:
+    """Mixin for an encoder module whose weights come from one official file (or stay random).
+
+    ``fingerprint`` (of the loaded weights; ``None``: random weights) and ``source`` (the file's
+    name) are set by :func:`load_strict`; :meth:`weights_record` is the part of the encoder's
+    ``identity()`` that says which weights it runs.
+    """
+
+    fingerprint: str | None = None
+    source: str | None = None
+
+    def weights_id(self) -> str:
+        """Fingerprint of the loaded file's weights, or of the random weights never loaded."""
+        if self.fingerprint is None:
+            if getattr(self, "_random_id", None) is None:
+                self._random_id = "random-" + state_dict_fingerprint(self.state_dict())  # type: ignore[attr-defined]
+            return self._random_id
+        return self.fingerprint
+
+    def weights_record(self) -> dict[str, Any]:
+        return {"fingerprint": self.weights_id(), "file": self.source, "random_weights": self.fingerprint is None}
+
+
+def load_strict(model: Any, state: Mapping[str, Any], path: Path, kind: str | ModelKind, *,
+                device: Any = "cpu", shown: Any = None, note: str = "") -> Any:
+    """Load ``state`` into ``model`` strictly, recording fingerprint and file; returns it on
+    ``device`` in eval mode.
+
+    Raises :class:`ModelFileError` listing missing, unexpected and mis-shaped keys, each named by
+    ``shown(key)`` (e.g. back in the official file's spelling; default: as is).
+    """
+    name = shown or (lambda k: k)
+    expected = model.state_dict()
+    missing = sorted(name(k) for k in set(expected) - set(state))
+    unexpected = sorted(name(k) for k in set(state) - set(expected))
+    wrong = sorted(name(k) for k in set(expected) & set(state)
+                   if tuple(expected[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong:
+        raise ModelFileError(describe_key_mismatch(path, kind, missing=missing, unexpected=unexpected,
+                                                   wrong_shape=wrong, note=note))
+    model.load_state_dict(state, strict=True)
+    model.fingerprint = state_dict_fingerprint(state)
+    model.source = path.name
+    return model.to(device).eval()
+
+
 def load_checkpoint(path: str | os.PathLike, kind: str | ModelKind, *,
                     trust_pickle: bool = False) -> Any:
     """Read a weight file to CPU; any failure becomes a :class:`ModelFileError` naming the file."""

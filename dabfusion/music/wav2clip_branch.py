@@ -42,7 +42,7 @@ MIN_SECONDS = 1.0
 _PREFIXES = {"audio_encoder.": "encoder.", "audio_transform.": "transform."}
 
 
-class Wav2ClipEncoder(nn.Module):
+class Wav2ClipEncoder(mf.FileWeights, nn.Module):
     """wav2clip's ResNetExtractor (frozen scenario) with its CLIP-space transform."""
 
     name = "wav2clip"
@@ -89,17 +89,7 @@ class Wav2ClipEncoder(nn.Module):
         return (total / max(np.linalg.norm(total), 1e-12)).astype(np.float32)
 
     def identity(self) -> dict:
-        return {"kind": "wav2clip", "dim": self.dim, "sample_rate": self.sample_rate,
-                "fingerprint": self.weights_id(), "file": self.source,
-                "random_weights": self.fingerprint is None}
-
-    def weights_id(self) -> str:
-        """Fingerprint of the loaded file's weights, or of the random weights never loaded."""
-        if self.fingerprint is None:
-            if getattr(self, "_random_id", None) is None:
-                self._random_id = "random-" + mf.state_dict_fingerprint(self.state_dict())
-            return self._random_id
-        return self.fingerprint
+        return {"kind": "wav2clip", "dim": self.dim, "sample_rate": self.sample_rate, **self.weights_record()}
 
 
 def _ours(state: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -121,7 +111,6 @@ def load_wav2clip(name_or_path: str | os.PathLike | None = None,
                              path, mf.WAV2CLIP)
     mine = _ours(state)
     model = Wav2ClipEncoder()
-    expected = model.state_dict()
     if not mine:
         raise ModelFileError(mf.describe_key_mismatch(
             path, mf.WAV2CLIP, missing=["audio_encoder.*", "audio_transform.*"],
@@ -134,17 +123,7 @@ def load_wav2clip(name_or_path: str | os.PathLike | None = None,
                 return t + k[len("model." + m):]
         return k
 
-    missing = sorted(theirs(k) for k in set(expected) - set(mine))
-    unexpected = sorted(theirs(k) for k in set(mine) - set(expected))
-    wrong = sorted(theirs(k) for k in set(expected) & set(mine)
-                   if tuple(expected[k].shape) != tuple(mine[k].shape))
-    if missing or unexpected or wrong:
-        raise ModelFileError(mf.describe_key_mismatch(path, mf.WAV2CLIP, missing=missing,
-                                                      unexpected=unexpected, wrong_shape=wrong))
-    model.load_state_dict(mine, strict=True)
-    model.fingerprint = mf.state_dict_fingerprint(mine)
-    model.source = path.name
-    return model.to(device).eval()
+    return mf.load_strict(model, mine, path, mf.WAV2CLIP, device=device, shown=theirs)
 
 
 def save_official_layout(model: Wav2ClipEncoder, path: str | os.PathLike, *,

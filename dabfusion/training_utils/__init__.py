@@ -8,6 +8,9 @@
   that restarts mid-epoch exactly.
 - ``state``: capture/restore RNG states, and save/load a whole training state (model, EMA,
   optimizer, schedule, step, RNG, data position) as safetensors + JSON, atomically.
+- :class:`StageTrainer` (``trainer``): the loop the stage scripts share (Accelerate, EMA, LR
+  schedule, exact resume, export, CSV/plot/samples), and :func:`add_common_training_args` for
+  their shared flags.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from .sampler import ResumableBatchSampler
 from .schedule import StepLRSchedule
 from .state import (capture_rng_state, find_latest_state, load_training_state, restore_rng_state,
                     save_training_state)
+from .trainer import StageTrainer, add_common_training_args, args_dict, train_main
 
 __all__ = [
-    "CSVLogger", "EMA", "ResumableBatchSampler", "StepLRSchedule", "capture_rng_state",
-    "find_latest_state", "load_training_state", "plot_loss_curves", "restore_rng_state",
-    "save_training_state",
+    "CSVLogger", "EMA", "ResumableBatchSampler", "StageTrainer", "StepLRSchedule", "add_common_training_args",
+    "args_dict", "capture_rng_state", "find_latest_state", "load_training_state", "plot_loss_curves",
+    "restore_rng_state", "save_training_state", "train_main",
 ]
