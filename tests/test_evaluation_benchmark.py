@@ -1,0 +1,44 @@
+"""benchmarks/bench_pipeline.py on the tiny configuration with one repeat: rows, ratios, the report."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+torch.set_num_threads(1)
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("bench_pipeline", ROOT / "benchmarks" / "bench_pipeline.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_pipeline_smoke(tmp_path):
+    bench = _load()
+    out, raw = tmp_path / "benchmarks.md", tmp_path / "rows.json"
+    rows = bench.main(["--configs", "tiny", "--devices", "cpu", "--repeats", "1", "--max-clip-s", "0.3",
+                       "--out", str(out), "--json", str(raw)])
+    assert [(r["mode"], r["sampler"]) for r in rows] == [
+        ("reference", "DDPM-1000"), ("fp32", "DDPM-1000"), ("fp32", "DDIM-50"), ("fp32", "DPM-Solver++-25")]
+    ref = rows[0]
+    assert ref["speedup_vs_reference"] == 1.0 and ref["extrapolated"] and ref["measured_steps"] < 1000
+    assert ref["windows"] == 7 and ref["window_frames"] == 8  # 40 frames in windows of 8, overlap 2
+    for r in rows:
+        assert r["step_ms"] > 0 and r["clip_s"] > r["codec_s"] > 0 and math.isfinite(r["peak_mb"])
+        assert math.isclose(r["speedup_vs_reference"], ref["clip_s"] / r["clip_s"])
+    dpm, ddpm = rows[3], rows[1]
+    assert dpm["speedup_vs_reference"] > 5 * ddpm["speedup_vs_reference"]  # 25 steps against 1000
+    text = out.read_text()
+    assert "| config | U-Net params |" in text and " cores; torch " in text
+    assert text.count("| tiny |") == 4 and "measured" in text and "x" in text and "Speed-up" in text
+    assert "torch " + torch.__version__ in text
+    assert len(json.loads(raw.read_text())) == 4
