@@ -16,34 +16,24 @@ from pathlib import Path
 EXIT_USER_ERROR = 2
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
+def _number(convert, *, minimum: float, strict: bool, what: str = "a number"):
+    """An argparse type: `convert` the text and check it against `minimum` (> when strict, else >=)."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not (value > minimum if strict else value >= minimum):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strict else 'at least'} {minimum:g}, got {text}")
+        return value
+
+    return parse
 
 
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
+_positive_float = _number(float, minimum=0, strict=True)
+_non_negative_float = _number(float, minimum=0, strict=False)
+_positive_int = _number(int, minimum=1, strict=False, what="a whole number")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class _Bar:
+class ProgressBar:
     """A tqdm bar on stderr driven by ``progress(done, total)`` calls."""
 
     def __init__(self, enabled: bool) -> None:
@@ -131,7 +121,7 @@ def generate_main(args: argparse.Namespace) -> Path:
     bundle = load_bundle(args.checkpoint, device=resolve_device(args.device), search_dirs=search)
     if not args.quiet:
         print(bundle.describe(), file=sys.stderr, flush=True)
-    bar = _Bar(not args.quiet)
+    bar = ProgressBar(not args.quiet)
     try:
         return generate_video(args.image, args.music, args.out, bundle=bundle, start=args.start,
                               seconds=args.seconds, frames=args.frames, fps=args.fps,
