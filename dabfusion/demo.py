@@ -1,66 +1,51 @@
 """`make demo`: the project's main job from a fresh clone.
 
-Until the generator's built-in model lands, the demo makes a tiny SynthDance set and a preview
-video of it: each clip plays with its own music track, so one can see and hear the dancers move on
-the beat. It prints the MP4's path as its last line.
+Makes the bundled example dancer dance to the bundled example track with the built-in demo model
+(a model of SynthDance, trained by scripts/train_demo_model.sh), writes an MP4 with the music and
+a strip of frames beside it, and prints the MP4's path as its last line.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-
-def _synthdance(out: Path, preset: str, seed: int) -> Path:
-    from dabfusion.synth import MANIFEST_NAME, generate
-
-    manifest = out / MANIFEST_NAME
-    if manifest.is_file():
-        meta = json.loads(manifest.read_text())
-        if meta.get("preset") == preset and meta.get("seed") == seed:
-            return out
-    return Path(generate(out, preset, seed, progress=True))
+EXAMPLES = Path(__file__).resolve().parent / "assets" / "examples"
+EXAMPLE_IMAGE = EXAMPLES / "dance_any_beat_dancer.png"
+EXAMPLE_MUSIC = EXAMPLES / "dance_any_beat_music.ogg"
 
 
-def synthdance_preview(data: Path, out_file: Path, *, clips: int = 4, seconds: float = 4.0) -> Path:
-    """One MP4 of the first `clips` videos, `seconds` each, each over its own music."""
-    from dabfusion.data.aist_names import parse_video_name
-    from dabfusion.media.audio import load_audio
-    from dabfusion.media.video import read_video_frames, write_mp4
+def frame_strip(video: Path, out_png: Path, *, count: int = 8) -> Path:
+    """Evenly spaced frames of `video` side by side: the picture the README shows."""
+    from PIL import Image
 
-    videos = sorted((data / "videos").glob("*.mp4"))
-    picked, seen_tracks = [], set()
-    for v in videos:  # one clip per music track, so the preview shows several genres
-        track = parse_video_name(v).music
-        if track not in seen_tracks:
-            picked.append(v)
-            seen_tracks.add(track)
-        if len(picked) == clips:
-            break
-    sr, frames, audio, fps = 44100, [], [], 30.0
-    for video in picked:
-        clip, fps = read_video_frames(video, fps=fps, duration=seconds)
-        wave, _ = load_audio(data / "music" / f"{parse_video_name(video).music}.wav", sample_rate=sr,
-                             duration=len(clip) / fps)
-        n = int(round(len(clip) / fps * sr))
-        frames.append(clip)
-        audio.append(np.pad(wave[0], (0, max(0, n - wave.shape[1])))[:n])
-    return write_mp4(out_file, np.concatenate(frames), fps, audio=np.concatenate(audio), sample_rate=sr)
+    from dabfusion.media.video import read_video_frames
+
+    frames, _ = read_video_frames(video)
+    picks = np.linspace(0, len(frames) - 1, count).round().astype(int)
+    Image.fromarray(np.concatenate([frames[i] for i in picks], axis=1)).save(out_png)
+    return out_png
 
 
 def main(argv: list[str] | None = None) -> int:
+    from dabfusion.__main__ import ProgressBar
+    from dabfusion.pipeline import generate_video
+
     p = argparse.ArgumentParser(prog="python -m dabfusion.demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    p.add_argument("--seconds", type=float, default=6.0, help="length of the video (default 6)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     out = Path(args.out)
-    data = _synthdance(out / "synthdance_tiny", "tiny", args.seed)
-    path = synthdance_preview(data, out / "synthdance_preview.mp4")
-    print(path.resolve())
+    bar = ProgressBar(enabled=True)
+    video = generate_video(EXAMPLE_IMAGE, EXAMPLE_MUSIC, out / "dance_any_beat_demo.mp4", seconds=args.seconds,
+                           seed=args.seed, progress=bar)
+    bar.close()
+    frame_strip(video, out / "dance_any_beat_demo_strip.png")
+    print(video.resolve())
     return 0
 
 
