@@ -12,3 +12,17 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a clone without `pip install -e .`
     sys.path.insert(0, str(ROOT))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def synthdance_tiny(tmp_path_factory) -> Path:
+    """SynthDance tiny, seed 0, generated once per test session and shared by every module."""
+    from dabfusion.synth import MANIFEST_NAME, generate
+
+    out = tmp_path_factory.getbasetemp() / "synthdance_tiny_seed0"
+    if not (out / MANIFEST_NAME).is_file():
+        generate(out, "tiny", 0, workers=2, progress=False)
+    return out

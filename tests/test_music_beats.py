@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def synth(tmp_path_factory) -> Path:
-    """SynthDance tiny, made once per session (the music test modules share it)."""
-    out = tmp_path_factory.getbasetemp() / "synthdance_tiny_seed0"
-    if not (out / "synthdance.json").is_file() or not list((out / "music").glob("m*.wav")):
-        subprocess.run([sys.executable, "-m", "training.make_synthetic", "--out", str(out),
-                        "--preset", "tiny", "--seed", "0"], cwd=ROOT, check=True,
-                       capture_output=True, text=True)
-    return out
+def synth(synthdance_tiny) -> Path:
+    return synthdance_tiny
 
 
 def click_track(bpm: float, seconds: float, sr: int, lead_in: float = 0.5) -> tuple[np.ndarray, np.ndarray]:

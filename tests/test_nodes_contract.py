@@ -7,13 +7,14 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+
+from pack_loader import load_pack as load_pack_as
 import torch
 
 from dabfusion.model_bundle import ModelBundle
@@ -27,13 +28,7 @@ WIDGETS = ("INT", "FLOAT", "STRING", "BOOLEAN")
 
 
 def load_pack():
-    if PACK in sys.modules:
-        return sys.modules[PACK]
-    spec = importlib.util.spec_from_file_location(PACK, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PACK] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_pack_as(PACK)
 
 
 PACK_MODULE = load_pack()

@@ -3,12 +3,11 @@ music, a missing model, zero frames, music files that are not there."""
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+
+from pack_loader import load_pack as load_pack_as
 import torch
 
 from dabfusion.errors import DabFusionError, MediaError, ModelFileError
@@ -20,13 +19,7 @@ PACK = "dab_pack_errors"
 
 
 def load_pack():
-    if PACK in sys.modules:
-        return sys.modules[PACK]
-    spec = importlib.util.spec_from_file_location(PACK, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PACK] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_pack_as(PACK)
 
 
 NODES = load_pack().NODE_CLASS_MAPPINGS

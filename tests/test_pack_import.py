@@ -10,17 +10,13 @@ from pathlib import Path
 import pytest
 
 from dabfusion.errors import ModelFileError
+from pack_loader import load_pack as load_pack_as
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_pack(name: str = "dance_any_beat_pack"):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_pack_as(name)
 
 
 def test_pack_imports_without_comfyui_and_exposes_mappings():

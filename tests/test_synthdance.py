@@ -30,12 +30,8 @@ FPS = 30
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    """SynthDance tiny, seed 0, made once per session (shared with the music tests' fixture)."""
-    out = tmp_path_factory.getbasetemp() / "synthdance_tiny_seed0"
-    if not (out / MANIFEST_NAME).is_file():
-        generate(out, "tiny", 0, workers=2, progress=False)
-    return out
+def tiny(synthdance_tiny) -> Path:
+    return synthdance_tiny
 
 
 @pytest.fixture(scope="module")

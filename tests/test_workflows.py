@@ -21,6 +21,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+
+from pack_loader import load_pack as load_pack_as
 import torch
 
 from dabfusion.model_bundle import DEMO_MODEL_DIR, is_bundle_dir
@@ -37,13 +39,7 @@ FRONTEND_ONLY = {"Note", "MarkdownNote"}  # UI-only nodes: never in an API promp
 
 
 def load_pack():
-    if PACK in sys.modules:
-        return sys.modules[PACK]
-    spec = importlib.util.spec_from_file_location(PACK, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PACK] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_pack_as(PACK)
 
 
 # ----------------------------------------------------------------------- stand-ins for core nodes
