@@ -304,7 +304,7 @@ def sample_flows(bundle: Any, ref: ReferenceLatent, music: MusicClip, *, n_frame
 def decode_frames(bundle: Any, ref: ReferenceLatent, flows: FlowLatent, *, chunk: int = 16,
                   progress: Progress | None = None) -> np.ndarray:
     """``decode(warp(z0, flow_i, occlusion_i))`` for every frame: uint8 ``[N, S, S, 3]``."""
-    from .diffusion import frames_to_uint8, render_frames
+    from .diffusion import render_video
 
     _check_same_model(bundle, ref)
     n = flows.n_frames
@@ -314,14 +314,7 @@ def decode_frames(bundle: Any, ref: ReferenceLatent, flows: FlowLatent, *, chunk
     if tuple(flows.flow.shape[-2:]) != latent:
         raise DabFusionError(f"the flows are {tuple(flows.flow.shape[-2:])} but the model's latent is {latent}; "
                              "sample them with the same model")
-    out = np.empty((n, bundle.image_size, bundle.image_size, 3), np.uint8)
-    total = math.ceil(n / chunk)
-    for k, i in enumerate(range(0, n, chunk)):
-        frames = render_frames(bundle.flow_ae, ref.z0, flows.flow[i:i + chunk], flows.occlusion[i:i + chunk])
-        out[i:i + chunk] = frames_to_uint8(frames)
-        if progress is not None:
-            progress(k + 1, total)
-    return out
+    return render_video(bundle.flow_ae, ref.z0, flows.flow, flows.occlusion, chunk=chunk, progress=progress)
 
 
 # ------------------------------------------------------------------------------------ all of it

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dabfusion.diffusion import PRESETS, UNet3D, generate_flows, identity_frame, plan_windows, render_frames
+from dabfusion.diffusion import (PRESETS, UNet3D, frames_to_uint8, generate_flows, identity_frame, plan_windows,
+                                 render_frames, render_video)
 from dabfusion.diffusion.long_video import StaticMusic, border_discontinuity
 
 torch.set_num_threads(1)
@@ -123,6 +124,23 @@ def test_render_warps_the_reference_for_every_frame():
     assert frames.shape == (5, 3, 8, 8) and torch.equal(ae.zs[0], z0)
     with pytest.raises(ValueError):
         render_frames(ae, torch.randn(2, 4, 8, 8), torch.zeros(5, 2, 8, 8), torch.ones(5, 1, 8, 8))
+
+
+def test_render_video_in_chunks_equals_one_pass():
+    from dabfusion.flow_ae import FlowAE, FlowAutoEncoder, get_config
+
+    torch.manual_seed(0)
+    ae = FlowAE(FlowAutoEncoder(get_config("tiny")).eval())
+    z0 = ae.encode(torch.rand(1, 3, ae.image_size, ae.image_size))
+    h = z0.shape[-1]
+    flow, occ = torch.randn(7, 2, h, h) * 0.3, torch.rand(7, 1, h, h)
+    calls = []
+    video = render_video(ae, z0, flow, occ, chunk=3, progress=lambda k, n: calls.append((k, n)))
+    with torch.no_grad():
+        whole = frames_to_uint8(render_frames(ae, z0, flow, occ))
+    assert video.shape == (7, ae.image_size, ae.image_size, 3) and video.dtype.name == "uint8"
+    assert abs(video.astype(int) - whole.astype(int)).max() <= 1  # same frames, chunking aside
+    assert calls == [(1, 3), (2, 3), (3, 3)]
 
 
 def test_border_discontinuity_finds_a_jump():

@@ -40,8 +40,7 @@ import numpy as np
 import torch
 
 from dabfusion.diffusion.checkpoint import flow_ae_identity, load_diffusion
-from dabfusion.diffusion.long_video import (MusicWindows, border_discontinuity, frames_to_uint8, generate_flows,
-                                            render_frames)
+from dabfusion.diffusion.long_video import MusicWindows, border_discontinuity, generate_flows, render_video
 from dabfusion.diffusion.schedule import SAMPLERS
 from dabfusion.metrics.alignment import beat_alignment_score, kinematic_beats
 from dabfusion.metrics.av_align import av_align
@@ -179,7 +178,7 @@ class Evaluator:
                                     guidance_scale=self.args.guidance_scale, generator=gen)
             seconds = (time.perf_counter() - t0) / len(part)
             for k, c in enumerate(part):
-                video = frames_to_uint8(render_frames(self.flow_ae, c.z0, sample.flow[k], sample.occlusion[k]))
+                video = render_video(self.flow_ae, c.z0, sample.flow[k], sample.occlusion[k])
                 out.append(Generated(video, sample.flow[k], sample.starts, sample.window, sample.overlap, seconds))
         return out
 

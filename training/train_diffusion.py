@@ -40,7 +40,7 @@ from dabfusion.diffusion.config import PRESETS, DiffusionConfig, get_config
 from dabfusion.diffusion.data import (FlowWindowDataset, TargetSpec, build_flow_targets, build_music_table,
                                       collate, needed_music_starts)
 from dabfusion.diffusion.losses import diffusion_loss
-from dabfusion.diffusion.long_video import MusicWindows, frames_to_uint8, generate_flows, render_frames
+from dabfusion.diffusion.long_video import MusicWindows, generate_flows, render_video
 from dabfusion.diffusion.schedule import SAMPLERS, training_scheduler
 from dabfusion.diffusion.unet3d import UNet3D, count_parameters
 from dabfusion.training_utils import StageTrainer, add_common_training_args, train_main
@@ -275,7 +275,7 @@ class Trainer(StageTrainer):
             sample = generate_flows(model, z0=z0, n_frames=length, music=music, sampler=self.args.sample_sampler,
                                     num_inference_steps=self.args.sample_steps,
                                     guidance_scale=self.args.guidance_scale, generator=gen)
-            video = frames_to_uint8(render_frames(self.flow_ae, z0, sample.flow[0], sample.occlusion[0]))
+            video = render_video(self.flow_ae, z0, sample.flow[0], sample.occlusion[0])
             both = np.concatenate([video, gt[:length]], axis=2)  # generated | ground truth
             seg = self.data.bank.segment(track, 0.0, self.data.bank.n_samples(length / self.args.fps))
             path = self.out / "samples" / f"step_{self.step:08d}_{rec.record.name.stem}.mp4"

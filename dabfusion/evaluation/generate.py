@@ -315,7 +315,7 @@ def generate_video(flow_ae: Any, model: EvalModel, reference: np.ndarray, wave: 
                    fps: float, length: int, sampler: str = "dpm++", steps: int | None = None,
                    guidance: float = 1.0, seed: int = 0, overlap: int | None = None) -> np.ndarray:
     """``length`` frames (frame 0 = the reference re-drawn, then the generated ones), uint8 ``[L, S, S, 3]``."""
-    from ..diffusion import MusicWindows, frames_to_uint8, generate_flows, render_frames
+    from ..diffusion import MusicWindows, generate_flows, render_video
 
     ref = torch.from_numpy(np.array(reference, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255.0
     z0 = flow_ae.encode(ref).float()
@@ -323,10 +323,7 @@ def generate_video(flow_ae: Any, model: EvalModel, reference: np.ndarray, wave: 
     gen = torch.Generator().manual_seed(int(seed) % (2 ** 63))
     out = generate_flows(model.diffusion, z0=z0, n_frames=int(length), music=music, overlap=overlap, sampler=sampler,
                          num_inference_steps=steps, guidance_scale=float(guidance), generator=gen)
-    frames = np.empty((int(length), flow_ae.image_size, flow_ae.image_size, 3), np.uint8)
-    for i in range(0, int(length), 16):
-        frames[i:i + 16] = frames_to_uint8(render_frames(flow_ae, z0, out.flow[0, i:i + 16], out.occlusion[0, i:i + 16]))
-    return frames
+    return render_video(flow_ae, z0, out.flow[0], out.occlusion[0])
 
 
 class VideoCache:
