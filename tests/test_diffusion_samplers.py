@@ -144,6 +144,24 @@ def test_model_space_round_trip():
     torch.testing.assert_close(o2, occ)
 
 
+def test_companded_flows_round_trip_and_lift_small_motion():
+    flow = torch.randn(2, 5, 2, 8, 8) * 0.05
+    occ = torch.rand(2, 5, 1, 8, 8)
+    lin = to_model_space(flow, occ, 4.0)
+    comp = to_model_space(flow, occ, 4.0, 0.5)
+    torch.testing.assert_close(comp[:, :, 2], lin[:, :, 2])  # occlusions untouched
+    assert torch.equal(torch.sign(comp[:, :, :2]), torch.sign(lin[:, :, :2]))
+    small = lin[:, :, :2].abs() < 1
+    assert (comp[:, :, :2].abs()[small] >= lin[:, :, :2].abs()[small]).all()  # |m| ** 0.5 >= |m| below 1
+    assert comp[:, :, :2].abs().median() > 2 * lin[:, :, :2].abs().median()
+    f2, o2 = from_model_space(comp, 4.0, 0.5)
+    torch.testing.assert_close(f2, flow, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(o2, occ)
+    with pytest.raises(ValueError, match="flow_power"):
+        from dabfusion.diffusion import PRESETS
+        PRESETS["tiny"].replace(flow_power=1.5)
+
+
 def test_half_precision_model():
     model = _model().to(torch.bfloat16)
     x = sample_window(model, **_cond(), sampler="ddim", num_inference_steps=4, guidance_scale=2.0,

@@ -166,9 +166,19 @@ def test_train_resume_exact_then_evaluate(world, tmp_path):
 
     with av.open(str(samples[0])) as c:
         assert len(c.streams.video) == 1 and len(c.streams.audio) == 1
+    # warm start: the exported weights come back unchanged after a step at lr 0, under another flow_scale
+    warm = train_diffusion.main(common + ["--out", str(tmp_path / "warm"), "--sample-every", "0", "--max-steps", "1",
+                                          "--lr", "0", "--flow-scale", "3.5",
+                                          "--init-weights", str(straight / "diffusion.safetensors")])
+    w = load_file(warm["export"])
+    assert all(torch.equal(a[k], w[k]) for k in a)
+    with pytest.raises(SystemExit, match="does not fit this model"):
+        train_diffusion.main(common + ["--out", str(tmp_path / "bad"), "--no-beat-features",
+                                       "--init-weights", str(straight / "diffusion.safetensors")])
     header = json.loads((straight / "diffusion.json").read_text())
     assert header["config"]["flow_ae"]["weights_sha256"] and header["config"]["music_spec"]["global_dim"] == 12
     assert header["config"]["beat_features"] is True and header["config"]["beat_dim"] == 8
+    assert header["config"]["flow_power"] == 0.5  # the trainer's default: companded flows
 
     res = evaluate_diffusion.main(["--data", str(world["data"]), "--flow-ae", str(world["ae_path"]), "--split", "paper",
                                    "--cache-dir", str(world["root"] / "cache"), "--fps", str(FPS),

@@ -110,7 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--prediction-type", choices=("epsilon", "v_prediction"), default=None)
     m.add_argument("--flow-scale", default="auto",
                    help="multiplier mapping flows into [-1, 1]: a number, or 'auto' (1 / the 99.9th percentile "
-                        "of |flow| in the targets, clipped to [1, 20])")
+                        "of |flow| in the targets, clipped to [1, 50])")
+    m.add_argument("--flow-power", type=float, default=0.5,
+                   help="model space flow = sign(f) |scale f| ** power: < 1 lifts the many small motions above "
+                        "the noise (1: linear, as models before it)")
     m.add_argument("--no-beat-features", action="store_true", help="ablation: no per-frame beat features")
     o = p.add_argument_group("optimisation")
     add_common_training_args(
@@ -130,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--max-known", type=int, default=None, help="longest known prefix (default: N/2)")
     r = p.add_argument_group("output")
     add_common_training_args(
-        r, ("--out", "--resume", "--stop-at-step", "--checkpoint-every", "--keep-checkpoints", "--sample-every",
+        r, ("--out", "--resume", "--init-weights", "--stop-at-step", "--checkpoint-every", "--keep-checkpoints", "--sample-every",
             "--num-samples"),
         stop_at_step={"help": "save and exit at this step (resume later)"},
         sample_every={"default": 1000, "help": "steps between sample videos (0: off)"},
@@ -185,10 +188,12 @@ class DataBundle:
 
 
 def resolve_flow_scale(value: str, targets: Any) -> tuple[float, dict]:
+    """``auto``: the 99.9th percentile of |flow| maps to 1 (so thresholding clips ~0.1% of values);
+    ``--flow-power`` then decides how far the many small motions are lifted above the noise."""
     stats = targets.flow_statistics()
     if str(value).lower() == "auto":
         q = stats["abs_q0.999"]
-        scale = float(np.clip(1.0 / max(q, 1e-6), 1.0, 20.0))
+        scale = float(np.clip(1.0 / max(q, 1e-6), 1.0, 50.0))
         return round(scale, 4), stats
     return float(value), stats
 
@@ -219,7 +224,7 @@ class Trainer(StageTrainer):
         with acc.main_process_first():  # one process computes the cached targets, the others read them
             self.data = DataBundle(args, self.flow_ae, self.identity, self.encoder, n_frames, progress)
         scale, self.flow_stats = resolve_flow_scale(args.flow_scale, self.data.targets)
-        changes: dict[str, Any] = {"n_frames": n_frames, "flow_scale": scale}
+        changes: dict[str, Any] = {"n_frames": n_frames, "flow_scale": scale, "flow_power": args.flow_power}
         if args.prediction_type:
             changes["prediction_type"] = args.prediction_type
         if args.p_uncond is not None:
@@ -233,6 +238,7 @@ class Trainer(StageTrainer):
         self.scheduler = training_scheduler(config)
 
         self.train_ds = FlowWindowDataset(self.data.targets, self.data.music, flow_scale=config.flow_scale,
+                                          flow_power=config.flow_power,
                                           windows_per_ref=args.windows_per_ref, p_first=args.p_first,
                                           p_known=args.p_known if config.known_frames else 0.0,
                                           max_known=args.max_known, p_drop=config.cond_drop_prob, seed=args.seed)
@@ -287,9 +293,9 @@ class Trainer(StageTrainer):
     def describe(self) -> None:
         args, acc = self.args, self.accelerator
         log.info("flow diffusion %s: %s params, %d frames of %dx%d latents (z0 %d ch), flow_scale %.3g, "
-                 "music %d + beats %s", self.config.name, f"{count_parameters(self.unwrapped()):,}",
+                 "flow_power %g, music %d + beats %s", self.config.name, f"{count_parameters(self.unwrapped()):,}",
                  self.config.n_frames, self.config.latent_size, self.config.latent_size,
-                 self.config.latent_channels, self.config.flow_scale, self.config.music_dim,
+                 self.config.latent_channels, self.config.flow_scale, self.config.flow_power, self.config.music_dim,
                  self.config.beat_dim if self.config.uses_beats else "off")
         log.info("data: %s", self.data.desc)
         log.info("%d steps of %d windows x %d processes, %d batches per epoch, device %s",

@@ -59,7 +59,9 @@ class DiffusionConfig(JSONConfig):
     or v_prediction; dynamic thresholding of the x0 prediction at the
     ``dynamic_thresholding_ratio`` percentile (``sample_max_value`` caps the threshold; a large
     value makes it LFDM's uncapped ``s = max(1, percentile)``). The model sees
-    ``[flow * flow_scale, 2 * occlusion - 1]`` so that both live in [-1, 1].
+    ``[sign(f) * |flow_scale * f| ** flow_power, 2 * occlusion - 1]`` so that both live in
+    [-1, 1] (``flow_power`` 1 is linear; < 1 compands the long-tailed flows, see
+    :func:`dabfusion.diffusion.schedule.compand_flow`).
     """
 
     name: str = "custom"
@@ -93,6 +95,7 @@ class DiffusionConfig(JSONConfig):
     dynamic_thresholding_ratio: float = 0.9
     sample_max_value: float = 1000.0
     flow_scale: float = 1.0
+    flow_power: float = 1.0
     # provenance (checked on load)
     music_spec: dict | None = None
     flow_ae: dict | None = None
@@ -132,6 +135,8 @@ class DiffusionConfig(JSONConfig):
             problems.append("dynamic_thresholding_ratio must be in (0, 1]")
         if self.flow_scale <= 0:
             problems.append(f"flow_scale must be > 0, got {self.flow_scale}")
+        if not 0.0 < self.flow_power <= 1.0:
+            problems.append(f"flow_power must be in (0, 1], got {self.flow_power}")
         if self.n_frames < 1:
             problems.append("n_frames must be >= 1")
         if problems:

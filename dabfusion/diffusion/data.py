@@ -44,7 +44,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import DataError
-from .schedule import identity_frame
+from .schedule import identity_frame, to_model_space
 
 log = logging.getLogger(__name__)
 TARGETS_VERSION = 1
@@ -287,11 +287,11 @@ class FlowWindowDataset(Dataset):
     """
 
     def __init__(self, targets: FlowTargets, music: dict[str, TrackMusic], *, flow_scale: float,
-                 windows_per_ref: int = 1, p_first: float = 0.3, p_known: float = 0.8,
+                 flow_power: float = 1.0, windows_per_ref: int = 1, p_first: float = 0.3, p_known: float = 0.8,
                  max_known: int | None = None, p_drop: float = 0.1, seed: int = 0) -> None:
         self.targets, self.music = targets, music
         self.spec = targets.spec
-        self.flow_scale = float(flow_scale)
+        self.flow_scale, self.flow_power = float(flow_scale), float(flow_power)
         self.windows_per_ref = int(windows_per_ref)
         self.p_first, self.p_known, self.p_drop = float(p_first), float(p_known), float(p_drop)
         self.max_known = int(max_known if max_known is not None else max(1, self.spec.n_frames // 2))
@@ -322,7 +322,7 @@ class FlowWindowDataset(Dataset):
         vt = self.targets.videos[v]
         n = self.spec.n_frames
         raw = torch.from_numpy(np.asarray(self.targets.array(vt.flows_file)[j, off:off + n], dtype=np.float32))
-        x = torch.cat([raw[:, :2] * self.flow_scale, raw[:, 2:3] * 2 - 1], dim=1)  # [N, 3, h, w]
+        x = to_model_space(raw[:, :2], raw[:, 2:3], self.flow_scale, self.flow_power)  # [N, 3, h, w]
         if off == 0:  # frame 0 of a first window *is* the reference: exact identity
             x[0] = identity_frame(x.shape[-1])
         z0 = torch.from_numpy(np.asarray(self.targets.array(vt.z_file)[j], dtype=np.float32))

@@ -178,7 +178,7 @@ def generate_flows(model: Any, *, z0: torch.Tensor, n_frames: int,
         else:
             out[:, :, s:s + win] = x
     out = out[:, :, :n_frames]
-    flow, occ = from_model_space(volume_to_frames(out), config.flow_scale)
+    flow, occ = from_model_space(volume_to_frames(out), config.flow_scale, config.flow_power)
     return LongSample(x=out, flow=flow, occlusion=occ, starts=starts, window=win, overlap=k, windows=raw)
 
 

@@ -156,18 +156,40 @@ def training_target(scheduler: Any, x0: torch.Tensor, noise: torch.Tensor, times
 # --------------------------------------------------------------------------------- model space
 
 
-def to_model_space(flow: torch.Tensor, occlusion: torch.Tensor, flow_scale: float) -> torch.Tensor:
+def compand_flow(flow: torch.Tensor, flow_scale: float, flow_power: float = 1.0) -> torch.Tensor:
+    """``sign(f) * |flow_scale * f| ** flow_power``: flows into model space.
+
+    Latent flows are long-tailed (on SynthDance the median |f| is ~1/50 of the 99th percentile):
+    a linear map that keeps the tail inside thresholding's [-1, 1] leaves ordinary motion far
+    under the unit noise, and sampled flows jitter. A power < 1 lifts small motions and keeps
+    the tail bounded; errors near zero flow shrink on the way back (f ~ m ** (1 / power)).
+    """
+    if flow_power == 1.0:
+        return flow * flow_scale
+    return torch.sign(flow) * (flow.abs() * flow_scale).pow(flow_power)
+
+
+def expand_flow(m: torch.Tensor, flow_scale: float, flow_power: float = 1.0) -> torch.Tensor:
+    """The inverse of :func:`compand_flow`."""
+    if flow_power == 1.0:
+        return m / flow_scale
+    return torch.sign(m) * m.abs().pow(1.0 / flow_power) / flow_scale
+
+
+def to_model_space(flow: torch.Tensor, occlusion: torch.Tensor, flow_scale: float,
+                   flow_power: float = 1.0) -> torch.Tensor:
     """Flows ``[..., 2, h, w]`` + occlusions ``[..., 1, h, w]`` -> x ``[..., 3, h, w]``.
 
     Frame-major layouts (``[B, N, c, h, w]`` or ``[N, c, h, w]``, as the flow AE returns them);
     the U-Net itself takes ``b c f h w`` (see :func:`frames_to_volume`).
     """
-    return torch.cat([flow * flow_scale, occlusion * 2 - 1], dim=-3)
+    return torch.cat([compand_flow(flow, flow_scale, flow_power), occlusion * 2 - 1], dim=-3)
 
 
-def from_model_space(x: torch.Tensor, flow_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+def from_model_space(x: torch.Tensor, flow_scale: float,
+                     flow_power: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """x ``[..., 3, h, w]`` -> (flow ``[..., 2, h, w]``, occlusion ``[..., 1, h, w]`` in [0, 1])."""
-    flow = x[..., :2, :, :] / flow_scale
+    flow = expand_flow(x[..., :2, :, :], flow_scale, flow_power)
     occ = ((x[..., 2:3, :, :] + 1) / 2).clamp(0, 1)
     return flow, occ
 

@@ -64,6 +64,9 @@ COMMON_ARGS: dict[str, dict[str, Any]] = {
     "--resume": {"nargs": "?", "const": "auto", "default": None,
                  "help": "continue from the newest state in --out (or from the state folder given)"},
     "--stop-at-step": {"type": int, "default": None},
+    "--init-weights": {"default": None, "metavar": "SAFETENSORS",
+                       "help": "start from the weights of an exported checkpoint of this stage (same tensor "
+                               "shapes; scalars such as flow_scale may differ); a fresh optimiser and schedule"},
     "--checkpoint-every": {"type": int, "default": 500},
     "--keep-checkpoints": {"type": int, "default": 2},
     "--sample-every": {"type": int},
@@ -137,6 +140,8 @@ class StageTrainer:
         torch.manual_seed(args.seed)
 
         self.build()
+        if getattr(args, "init_weights", None):
+            self.init_weights(Path(args.init_weights))
         self.sampler = ResumableBatchSampler(len(self.train_ds), args.batch_size, seed=args.seed,
                                              num_replicas=acc.num_processes, rank=acc.process_index)
         per_epoch = self.sampler.batches_per_epoch
@@ -202,6 +207,26 @@ class StageTrainer:
         if scaler is not None:
             st["grad_scaler"] = scaler.state_dict()
         return st
+
+    def init_weights(self, path: Path) -> None:
+        """Warm start: copy an exported checkpoint's weights into the fresh model (the EMA, made
+        next, starts from them too). Every tensor must be there with the model's shape."""
+        from safetensors.torch import load_file
+
+        if not path.is_file():
+            raise SystemExit(f"--init-weights: {path} is not a file; give an exported .safetensors of this stage "
+                             f"(e.g. <out>/{self.export_name} of an earlier run)")
+        weights = load_file(str(path))
+        own = self.model.state_dict()
+        bad = [k for k, v in own.items() if k not in weights or tuple(weights[k].shape) != tuple(v.shape)]
+        bad += [k for k in weights if k not in own]
+        if bad:
+            raise SystemExit(f"--init-weights: {path} does not fit this model ({len(bad)} tensors missing, extra or "
+                             f"of another shape, e.g. {bad[:3]}); it must come from the same --config, music "
+                             "encoder and beat-feature setting")
+        self.model.load_state_dict({k: weights[k] for k in own})
+        if self.main:
+            self.log.info("weights initialised from %s", path)
 
     def load(self, state_dir: Path) -> None:
         step, st = load_training_state(state_dir)
