@@ -230,11 +230,16 @@ class StageTrainer:
 
     def load(self, state_dir: Path) -> None:
         step, st = load_training_state(state_dir)
-        if st["config"] != self.config.to_dict():
+        saved = st["config"]
+        try:  # through the config class: fields added since the state was saved take their defaults
+            saved = type(self.config).from_dict(saved).to_dict()
+        except (AttributeError, TypeError, ValueError, KeyError):
+            pass
+        if saved != self.config.to_dict():
             from ..checkpoint_io import config_differences
             from ..errors import ConfigMismatchError
 
-            diff = config_differences(st["config"], self.config.to_dict())
+            diff = config_differences(saved, self.config.to_dict())
             raise ConfigMismatchError(f"Cannot resume from {state_dir}: its model config differs:\n  - "
                                       + "\n  - ".join(diff))
         self.unwrapped().load_state_dict(st["model"])
