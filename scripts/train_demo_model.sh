@@ -18,9 +18,10 @@ $PY -m training.train_flow_ae --data "$DATA" --config small --perceptual l1ssim 
     --batch-size 16 --max-steps 2500 --stop-at-step 1500 --lr 2e-4 --lr-milestones 0.7 0.9 --threads 1 \
     --out "$RUNS/flow_ae"
 
-# 3. The music-conditioned flow diffusion on that flow AE, default music encoder (librosa beats).
+# 3. The music-conditioned flow diffusion on that flow AE, default music encoder (librosa beats),
+#    linear flows in model space (it predates the companded default, --flow-power 0.5).
 $PY -m training.train_diffusion --data "$DATA" --fps 30 --flow-ae "$RUNS/flow_ae/flow_ae.safetensors" \
-    --config small --batch-size 8 --max-steps "${DIFFUSION_STEPS:-1200}" --threads 1 \
+    --config small --flow-power 1 --batch-size 8 --max-steps "${DIFFUSION_STEPS:-1200}" --threads 1 \
     --checkpoint-every 200 --sample-every 400 --out "$RUNS/diffusion"
 
 # 4. The bundle the nodes and the CLI load by default.
