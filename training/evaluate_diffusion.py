@@ -14,8 +14,8 @@ video's first frame and its music, and measures (from pixels, :mod:`dabfusion.me
 2. ``delay``: the same clips generated with the music delayed by half a beat (same seeds); the
    motion's lag against the undelayed generation (cross-correlation of the speed curves) should
    be half a beat.
-3. ``samplers``: 25-step DPM-Solver++ against the paper's 1000-step DDPM on a subset of
-   one-window clips (same seeds): the ratio of their 2D-MM Align and of their sampling times.
+3. ``samplers``: 25-step DPM-Solver++ against the paper's 1000-step DDPM on a subset of the
+   clips (same seeds): the ratio of their 2D-MM Align and of their sampling times.
 4. ``long``: clips of three training windows: 2D-MM Align per window position, and the latent
    flow discontinuity at window borders against that within windows.
 5. ``ablation``: the model trained with ``--no-beat-features`` on the same clips (Table 6).
@@ -73,8 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--guidance-scale", type=float, default=1.5)
     p.add_argument("--overlap", type=int, default=None, help="window overlap (default: N/4)")
-    p.add_argument("--sampler-videos", type=int, default=4,
-                   help="clips (one window of N frames each) for the DDPM-1000 comparison")
+    p.add_argument("--sampler-videos", type=int, default=4, help="clips for the DDPM-1000 comparison")
+    p.add_argument("--sampler-seconds", type=float, default=None,
+                   help="their length (default: --seconds; one 16-frame window holds too few beats for 2D-MM "
+                        "Align, and DDPM costs 1000 U-Net calls per window)")
     p.add_argument("--ddpm-steps", type=int, default=1000, help="DDPM steps (1000 = the paper's)")
     p.add_argument("--long-videos", type=int, default=6, help="clips for the 3x-length experiment")
     p.add_argument("--metric-size", type=int, default=None, help="resize frames for optical flow (default: native)")
@@ -324,7 +326,9 @@ class Evaluator:
         if unknown:
             raise SystemExit(f"unknown experiments {unknown}; choose from {EXPERIMENTS}")
         length = max(self.n, int(round(args.seconds * self.fps)))
-        clips = self.clips(args.max_videos, max(length, 3 * self.n if "long" in todo else length))
+        sampler_length = max(self.n, int(round((args.sampler_seconds or args.seconds) * self.fps)))
+        need = max([length] + ([3 * self.n] if "long" in todo else []) + ([sampler_length] if "samplers" in todo else []))
+        clips = self.clips(args.max_videos, need)
         results: dict[str, Any] = {
             "checkpoint": args.checkpoint, "ablation_checkpoint": args.ablation_checkpoint,
             "config": {k: v for k, v in self.config.to_dict().items() if k not in ("music_spec",)},
@@ -332,15 +336,15 @@ class Evaluator:
             "guidance_scale": args.guidance_scale, "videos": len(clips),
             "tracks": sorted({c.track for c in clips}), "sigma": args.sigma}
         for c in clips:
-            c.gt = c.gt[:max(length, 3 * self.n)]
+            c.gt = c.gt[:need]
         main_clips = [Clip(c.index, c.stem, c.track, c.gt[:length], c.z0) for c in clips]
         if "main" in todo:
             results["main"] = self.run_main(self.model, main_clips, length)
         if "delay" in todo:
             results["delay"] = self.run_delay(main_clips, length)
         if "samplers" in todo:
-            one = [Clip(c.index, c.stem, c.track, c.gt[:self.n], c.z0) for c in clips[:args.sampler_videos]]
-            results["samplers"] = self.run_samplers(one, self.n)
+            one = [Clip(c.index, c.stem, c.track, c.gt[:sampler_length], c.z0) for c in clips[:args.sampler_videos]]
+            results["samplers"] = self.run_samplers(one, sampler_length)
         if "long" in todo:
             results["long"] = self.run_long(clips[:args.long_videos])
         if "ablation" in todo and self.ablation is not None:
