@@ -166,6 +166,15 @@ def test_train_resume_exact_then_evaluate(world, tmp_path):
 
     with av.open(str(samples[0])) as c:
         assert len(c.streams.video) == 1 and len(c.streams.audio) == 1
+    # a state saved before flow_power existed (its config lacks the key) still resumes
+    old = tmp_path / "old"
+    train_diffusion.main(common + ["--out", str(old), "--sample-every", "0", "--stop-at-step", "2", "--flow-power", "1"])
+    state_json = next((old / "checkpoints").glob("step_*")) / "state.json"
+    meta = json.loads(state_json.read_text())
+    del meta["state"]["config"]["flow_power"]
+    state_json.write_text(json.dumps(meta))
+    assert train_diffusion.main(common + ["--out", str(old), "--sample-every", "0", "--flow-power", "1",
+                                          "--resume"])["step"] == 4
     # warm start: the exported weights come back unchanged after a step at lr 0, under another flow_scale
     warm = train_diffusion.main(common + ["--out", str(tmp_path / "warm"), "--sample-every", "0", "--max-steps", "1",
                                           "--lr", "0", "--flow-scale", "3.5",
