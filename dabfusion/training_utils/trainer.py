@@ -211,20 +211,18 @@ class StageTrainer:
     def init_weights(self, path: Path) -> None:
         """Warm start: copy an exported checkpoint's weights into the fresh model (the EMA, made
         next, starts from them too). Every tensor must be there with the model's shape."""
-        from safetensors.torch import load_file
+        from ..checkpoint_io import load_checkpoint, load_state_into
+        from ..errors import ConfigMismatchError
 
         if not path.is_file():
             raise SystemExit(f"--init-weights: {path} is not a file; give an exported .safetensors of this stage "
                              f"(e.g. <out>/{self.export_name} of an earlier run)")
-        weights = load_file(str(path))
-        own = self.model.state_dict()
-        bad = [k for k, v in own.items() if k not in weights or tuple(weights[k].shape) != tuple(v.shape)]
-        bad += [k for k in weights if k not in own]
-        if bad:
-            raise SystemExit(f"--init-weights: {path} does not fit this model ({len(bad)} tensors missing, extra or "
-                             f"of another shape, e.g. {bad[:3]}); it must come from the same --config, music "
-                             "encoder and beat-feature setting")
-        self.model.load_state_dict({k: weights[k] for k in own})
+        weights, _ = load_checkpoint(path)
+        try:
+            load_state_into(self.model, weights, str(path))
+        except ConfigMismatchError as e:
+            raise SystemExit(f"--init-weights: {path} does not fit this model ({e}); it must come from the same "
+                             "--config, music encoder and beat-feature setting") from None
         if self.main:
             self.log.info("weights initialised from %s", path)
 
