@@ -13,7 +13,9 @@ import os
 import sys
 from pathlib import Path
 
-EXIT_USER_ERROR = 2
+from .errors import EXIT_USER_ERROR, call_for_cli
+
+__all__ = ["EXIT_USER_ERROR", "ProgressBar", "build_parser", "generate_main", "main"]
 
 
 def _number(convert, *, minimum: float, strict: bool, what: str = "a number"):
@@ -133,19 +135,12 @@ def generate_main(args: argparse.Namespace) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import DabFusionError
-
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub
-    try:
-        path = generate_main(args)
-    except DabFusionError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    code, path = call_for_cli(generate_main, args)
+    if code:
+        return code
     sys.stdout.flush()
     print(Path(path).resolve())
     return 0

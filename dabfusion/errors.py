@@ -4,6 +4,15 @@ Every error raised on purpose by this package derives from :class:`DabFusionErro
 (the ComfyUI nodes, the CLI) can show its message as is instead of a traceback.
 """
 
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+#: exit status of the command-line tools when the input was wrong (argparse uses 2 as well)
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
 
 class DabFusionError(Exception):
     """Base class for errors whose message is meant for the user."""
@@ -26,3 +35,16 @@ class ModelFileError(DabFusionError, FileNotFoundError):
 
 class ConfigMismatchError(DabFusionError, ValueError):
     """A checkpoint's recorded configuration does not match what the caller asked for."""
+
+
+def call_for_cli(fn: Callable[..., Any], *args: Any) -> tuple[int, Any]:
+    """``(0, fn(*args))``, or ``(exit status, None)`` after one line on stderr: a
+    :class:`DabFusionError` prints its message (status 2), Ctrl-C prints "interrupted" (130)."""
+    try:
+        return 0, fn(*args)
+    except DabFusionError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR, None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED, None

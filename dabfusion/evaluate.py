@@ -51,7 +51,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 log = logging.getLogger("dabfusion.evaluate")
-EXIT_USER_ERROR = 2
 DEFAULT_LIMIT = 10
 DEFAULT_FRAMES = (40, 80)
 
@@ -238,21 +237,13 @@ def format_report(header: dict[str, Any], tables: Sequence[Any], timing: dict[st
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .errors import DabFusionError
+    from .errors import call_for_cli
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    try:
-        run(args)
-    except DabFusionError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return call_for_cli(run, args)[0]
 
 
 if __name__ == "__main__":
