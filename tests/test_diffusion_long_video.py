@@ -148,9 +148,9 @@ def test_border_discontinuity_finds_a_jump():
     for i in range(20):
         flow[i] = 0.01 * i
     flow[8:] += 1.0  # a jump between frame 7 and 8 = the border step of a window starting at 6 (overlap 2)
-    d = border_discontinuity(flow, [0, 6, 12], 8, 2)
+    d = border_discontinuity(flow, [7, 13])  # steps 7 -> 8 and 13 -> 14 (windows at 6 and 12, overlap 2)
     assert d["n_border"] == 2 and d["border"] > 10 * d["within"]
-    smooth = border_discontinuity(flow - (torch.arange(20) >= 8).float().view(20, 1, 1, 1), [0, 6, 12], 8, 2)
+    smooth = border_discontinuity(flow - (torch.arange(20) >= 8).float().view(20, 1, 1, 1), [7, 13])
     assert abs(smooth["ratio"] - 1.0) < 1e-4
 
 

@@ -199,7 +199,17 @@ def test_train_resume_exact_then_evaluate(world, tmp_path):
     for key in ("main", "delay", "samplers", "long", "ablation"):
         assert key in res
     s = res["main"]["summary"]
-    assert {"gen_mm_align", "gt_mm_align", "mis_mm_align", "gen_av_align", "gt_av_align_original"} <= set(s)
+    assert {"gen_mm_align", "gt_mm_align", "mis_mm_align", "gen_av_align", "gt_av_align_original", "rec_av_align",
+            "rec_mis_mm_align", "gen_over_rec", "beats_ratio_gen_over_gt", "beats_within_25pct_gen",
+            "music_near_border"} <= set(s)
+    # the reconstruction ceiling, beat counts and speed minima at window borders are measured
+    for key in ("rec_mm_align", "gt_kinematic_beats", "rec_kinematic_beats", "gen_kinematic_beats",
+                "kin_near_border"):
+        assert np.isfinite(s[key]), key
+    assert 0.0 <= s["kin_near_border"] <= 1.0
+    assert np.isfinite(res["delay"]["summary"]["shift_beats"])
     assert res["long"]["summary"]["frames"] == 24 and "flow_jump_ratio" in res["long"]["summary"]
     assert np.isfinite(res["samplers"]["summary"]["time_ratio_ddpm_over_dpm"])
-    assert (tmp_path / "eval" / "results.json").is_file() and "Table 6" in (tmp_path / "eval" / "report.md").read_text()
+    assert (tmp_path / "eval" / "results.json").is_file() and (tmp_path / "eval" / "speed_vs_borders.png").stat().st_size
+    report = (tmp_path / "eval" / "report.md").read_text()
+    assert "Table 6" in report and "| flow AE reconstruction |" in report and "Rhythm against the window layout" in report

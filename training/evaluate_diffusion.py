@@ -9,18 +9,24 @@ For every held-out video (test split: music never heard in training) it generate
 video's first frame and its music, and measures (from pixels, :mod:`dabfusion.metrics`):
 
 1. ``main``: 2D-MM Align and AV-Align (corrected and original variants) of the generated clips,
-   of the ground-truth clips, and of the generated clips scored against *another* test track's
-   music (mismatched control) - the paper's Table 3 plus a control it lacks.
+   of the ground-truth clips, of the flow AE's reconstruction of them (its own flows of the true
+   frames: the ceiling a generated clip can reach), and of the generated clips and the
+   reconstructions scored against *another* test track's music (mismatched control) - the
+   paper's Table 3 plus a ceiling and a control it lacks. Also per clip: the number of kinematic
+   beats (generated against ground truth), and how many of them sit at a window border (against
+   the music beats' share there: chance), with a figure ``speed_vs_borders.png``.
 2. ``delay``: the same clips generated with the music delayed by half a beat (same seeds); the
    motion's lag against the undelayed generation (cross-correlation of the speed curves) should
-   be half a beat.
+   be half a beat (``shift_beats`` 0.5).
 3. ``samplers``: 25-step DPM-Solver++ against the paper's 1000-step DDPM on a subset of the
    clips (same seeds): the ratio of their 2D-MM Align and of their sampling times.
-4. ``long``: clips of three training windows: 2D-MM Align per window position, and the latent
-   flow discontinuity at window borders against that within windows.
+4. ``long``: clips of three training windows (a beat-time model: clips of the main length, whose
+   windows are beats): 2D-MM Align per window position, and the latent flow discontinuity at
+   window borders against that within windows.
 5. ``ablation``: the model trained with ``--no-beat-features`` on the same clips (Table 6).
 
-Prints Markdown tables and writes ``results.json`` (and the clips, with ``--save-videos``) into
+Prints Markdown tables and writes ``results.json``, ``report.md``, ``speed_vs_borders.png`` (and the
+clips, with ``--save-videos``) into
 ``--out``. Runs with tiny random checkpoints as a smoke test (``--max-videos 2 --ddpm-steps 20``).
 """
 
@@ -42,15 +48,21 @@ import torch
 from dabfusion.diffusion.checkpoint import flow_ae_identity, load_diffusion
 from dabfusion.diffusion.long_video import MusicWindows, border_discontinuity, generate_flows, render_video
 from dabfusion.diffusion.schedule import SAMPLERS
-from dabfusion.metrics.alignment import beat_alignment_score, kinematic_beats
+from dabfusion.metrics.alignment import DEFAULT_SMOOTH_SIGMA, beat_alignment_score, kinematic_beats, smooth_gaussian
 from dabfusion.metrics.av_align import av_align
-from dabfusion.metrics.mm_align import (circular_phase_shift, clip_beats_in_frames, estimate_lag, mm_align,
-                                       music_beat_times)
+from dabfusion.metrics.mm_align import (MMAlignResult, circular_phase_shift, clip_beats_in_frames, estimate_lag,
+                                       mm_align, music_beat_times)
 from dabfusion.metrics.optical_flow_motion import motion_speed
 from training.train_diffusion import add_music_arguments, build_music_encoder
 
 log = logging.getLogger("evaluate_diffusion")
 EXPERIMENTS = ("main", "delay", "samplers", "long", "ablation")
+#: A kinematic beat this close (frames) to a window border counts as sitting on it.
+BORDER_TOLERANCE = 1.5
+#: Clips whose kinematic-beat count is within this fraction of the ground truth's count as matching it.
+BEAT_COUNT_TOLERANCE = 0.25
+#: Clips drawn in speed_vs_borders.png.
+PLOTTED_CLIPS = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_music_arguments(p)
     p.add_argument("--out", required=True)
     p.add_argument("--experiments", default=",".join(EXPERIMENTS), help="comma-separated subset of " + ",".join(EXPERIMENTS))
-    p.add_argument("--max-videos", type=int, default=12, help="held-out videos to use (spread over tracks)")
-    p.add_argument("--seconds", type=float, default=2.0, help="length of the main clips")
+    p.add_argument("--max-videos", type=int, default=10, help="held-out videos to use (spread over tracks)")
+    p.add_argument("--seconds", type=float, default=8.0, help="length of the main clips (8 s: enough beats per clip)")
     p.add_argument("--sampler", choices=SAMPLERS, default="dpm++")
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--guidance-scale", type=float, default=1.5)
@@ -97,6 +109,7 @@ class Generated:
     window: int
     overlap: int
     seconds: float        # sampling time per clip (batched)
+    borders: list[int]    # frame steps i -> i + 1 that cross a window border
 
 
 @dataclass
@@ -137,6 +150,7 @@ class Evaluator:
         self.beats = {t: music_beat_times(w, self.bank.sample_rate) for t, w in self.bank.tracks.items()}
         self.out = Path(args.out)
         self.out.mkdir(parents=True, exist_ok=True)
+        self._references: dict[tuple[str, int], dict[str, float]] = {}
 
     # -------------------------------------------------------------- clips and generation
     def clips(self, n_videos: int, length: int) -> list[Clip]:
@@ -153,12 +167,35 @@ class Evaluator:
         out = []
         for i in order:
             frames = np.asarray(self.videos.video_frames(i)[:length])
-            ref = torch.from_numpy(np.moveaxis(frames[:1], -1, 1).copy()).float() / 255.0
             rec = self.videos.videos[i].record
-            out.append(Clip(i, rec.name.stem, rec.name.music, frames, self.flow_ae.encode(ref).float()))
+            out.append(Clip(i, rec.name.stem, rec.name.music, frames,
+                            self.flow_ae.encode(to_float_frames(frames[:1])).float()))
         if not out:
             raise SystemExit(f"no held-out video has {length} frames at {self.fps:g} fps; lower --seconds")
         return out
+
+    def clip_frames(self, seconds: float) -> int:
+        """Frames of a clip of ``seconds``; a frame-time model's clip covers at least one window (of frames)."""
+        frames = int(round(seconds * self.fps))
+        return frames if self.config.in_beat_time else max(self.n, frames)
+
+    def long_frames(self, length: int) -> int:
+        """Three windows of frames; a beat-time window is beats, so there the main clip (several windows)."""
+        return length if self.config.in_beat_time else 3 * self.n
+
+    @torch.no_grad()
+    def reconstruct(self, clip: Clip, chunk: int = 16) -> np.ndarray:
+        """The clip re-drawn from the flow AE's own flows of its true frames: what a generator that got
+        every flow right would show (the ceiling of the generated clips' scores)."""
+        frames = to_float_frames(clip.gt)
+        ref = frames[:1]
+        flows, occs = [], []
+        for i in range(0, frames.shape[0], chunk):
+            part = frames[i:i + chunk]
+            flow, occ = self.flow_ae.predict_flow(ref.expand(part.shape[0], -1, -1, -1), part)
+            flows.append(flow)
+            occs.append(occ)
+        return render_video(self.flow_ae, clip.z0, torch.cat(flows), torch.cat(occs))
 
     def music(self, track: str, offset: float = 0.0) -> MusicWindows:
         return MusicWindows(self.encoder, self.bank.tracks[track], self.bank.sample_rate, self.fps, offset)
@@ -181,7 +218,8 @@ class Evaluator:
             seconds = (time.perf_counter() - t0) / len(part)
             for k, c in enumerate(part):
                 video = render_video(self.flow_ae, c.z0, sample.flow[k], sample.occlusion[k])
-                out.append(Generated(video, sample.flow[k], sample.starts, sample.window, sample.overlap, seconds))
+                out.append(Generated(video, sample.flow[k], sample.starts, sample.window, sample.overlap, seconds,
+                                     sample.borders))
         return out
 
     def wave(self, track: str, delay: float = 0.0) -> np.ndarray:
@@ -190,15 +228,20 @@ class Evaluator:
             w = np.concatenate([np.zeros(int(round(delay * self.bank.sample_rate)), np.float32), w])
         return w
 
-    def score(self, video: np.ndarray, track: str, *, delay: float = 0.0) -> dict[str, float]:
-        """2D-MM Align and AV-Align (both variants) of ``video`` against ``track`` (delayed by ``delay`` s)."""
+    def alignment(self, video: np.ndarray, track: str, *,
+                  delay: float = 0.0) -> tuple[dict[str, float], MMAlignResult]:
+        """:meth:`score` and the 2D-MM details (speed, beats) behind it, for border counts and plots."""
         a = self.args
         mm = mm_align(video, self.fps, beat_times=self.beats[track] + delay, sigma=a.sigma, size=a.metric_size)
         wave = self.wave(track, delay)
         av_c = av_align(video, self.fps, wave, self.bank.sample_rate, variant="corrected", size=a.metric_size)
         av_o = av_align(video, self.fps, wave, self.bank.sample_rate, variant="original", size=a.metric_size)
-        return {"mm_align": mm.score, "av_align": av_c.score, "av_align_original": av_o.score,
-                "kinematic_beats": int(mm.kinematic_beats.size), "music_beats": int(mm.music_beats.size)}
+        return ({"mm_align": mm.score, "av_align": av_c.score, "av_align_original": av_o.score,
+                 "kinematic_beats": int(mm.kinematic_beats.size), "music_beats": int(mm.music_beats.size)}, mm)
+
+    def score(self, video: np.ndarray, track: str, *, delay: float = 0.0) -> dict[str, float]:
+        """2D-MM Align and AV-Align (both variants) of ``video`` against ``track`` (delayed by ``delay`` s)."""
+        return self.alignment(video, track, delay=delay)[0]
 
     def save(self, name: str, video: np.ndarray, track: str, delay: float = 0.0) -> None:
         if not self.args.save_videos:
@@ -217,24 +260,45 @@ class Evaluator:
             raise SystemExit("the mismatched-music control needs at least two held-out tracks")
         return tracks[(tracks.index(track) + 1) % len(tracks)]
 
+    def reference_scores(self, c: Clip, other: str) -> dict[str, float]:
+        """Scores of the ground truth and of the flow AE reconstruction (own and ``other`` music);
+        they do not depend on the diffusion model, so the ablation reuses them."""
+        key = (c.stem, len(c.gt))
+        if key not in self._references:
+            rec = self.reconstruct(c)
+            row = prefixed("gt", self.score(c.gt, c.track))
+            row.update(prefixed("rec", self.score(rec, c.track)))
+            row.update(prefixed("rec_mis", self.score(rec, other)))
+            self.save(f"reconstruction_{c.stem}", rec, c.track)
+            self._references[key] = row
+        return self._references[key]
+
     def run_main(self, model: Any, clips: list[Clip], length: int, tag: str = "generated") -> dict[str, Any]:
-        rows, cache = [], {}
+        rows, cache, traces = [], {}, []
         for c, g in zip(clips, self.generate(model, clips, length)):
             video = g.video
             cache[c.stem] = g
             other = self.mismatched_track(c.track)
-            row = {"video": c.stem, "track": c.track, "mismatched_track": other, "seconds": g.seconds}
-            row.update({f"gen_{k}": v for k, v in self.score(video, c.track).items()})
-            row.update({f"gt_{k}": v for k, v in self.score(c.gt, c.track).items()})
-            row.update({f"mis_{k}": v for k, v in self.score(video, other).items()})
+            gen, mm = self.alignment(video, c.track)
+            row = {"video": c.stem, "track": c.track, "mismatched_track": other, "seconds": g.seconds,
+                   "n_borders": len(g.borders)}
+            row.update(prefixed("gen", gen))
+            row.update(self.reference_scores(c, other))
+            row.update(prefixed("mis", self.score(video, other)))
+            row.update(beat_count_match(row))
+            row.update(border_shares(mm.kinematic_beats, mm.music_beats, g.borders))
             rows.append(row)
+            traces.append((c.stem, mm, g.borders))
             self.save(f"{tag}_{c.stem}", video, c.track)
-            log.info("%s %s: 2D-MM %.3f (gt %.3f, mismatched %.3f), AV %.3f (gt %.3f)", tag, c.stem,
-                     row["gen_mm_align"], row["gt_mm_align"], row["mis_mm_align"], row["gen_av_align"],
-                     row["gt_av_align"])
+            log.info("%s %s: 2D-MM %.3f (gt %.3f, reconstruction %.3f, mismatched %.3f), AV %.3f (gt %.3f), "
+                     "kinematic beats %d (gt %d), %.2f of them at window borders", tag, c.stem, row["gen_mm_align"],
+                     row["gt_mm_align"], row["rec_mm_align"], row["mis_mm_align"], row["gen_av_align"],
+                     row["gt_av_align"], row["gen_kinematic_beats"], row["gt_kinematic_beats"],
+                     row["kin_near_border"])
         if model is self.model:
             self._cache = cache
-        return {"rows": rows, "summary": summarise(rows)}
+            plot_speed_vs_borders(self.out / "speed_vs_borders.png", traces[:PLOTTED_CLIPS])
+        return {"rows": rows, "summary": summarise_main(rows)}
 
     def run_delay(self, clips: list[Clip], length: int) -> dict[str, Any]:
         periods = [float(np.median(np.diff(self.beats[c.track]))) if self.beats[c.track].size > 1 else 0.5
@@ -258,7 +322,7 @@ class Evaluator:
             phase = circular_phase_shift(kin0, kin, self.beats[c.track] * self.fps)
             rows.append({"video": c.stem, "beat_period_frames": pf,
                          "expected_shift_frames": delay * self.fps, "measured_shift_frames": lag,
-                         "phase_shift_beats": phase,
+                         "shift_beats": lag / pf if pf > 0 else float("nan"), "phase_shift_beats": phase,
                          "mm_vs_delayed_music": beat_alignment_score(kin, mus1, self.args.sigma),
                          "mm_vs_original_music": beat_alignment_score(kin, mus0, self.args.sigma)})
             self.save(f"delayed_{c.stem}", g1.video, c.track, delay)
@@ -287,19 +351,27 @@ class Evaluator:
             s["dpm_steps"] = self.args.steps
         return {"rows": rows, "summary": s}
 
-    def run_long(self, clips: list[Clip]) -> dict[str, Any]:
-        length = 3 * self.n
+    def window_spans(self, track: str, g: Generated, length: int) -> list[tuple[int, int]]:
+        """Frames ``[a, b)`` under each window: its samples are frames, or beat-grid samples in beat time
+        (read at the frames as the generation does)."""
+        if not self.config.in_beat_time:
+            return [(s, min(s + g.window, length)) for s in g.starts]
+        beat = self.music(track).beat_music()
+        pos = beat.grid(length, self.config.samples_per_beat).frame_positions(beat.origin, length, self.fps)
+        return [(int(np.searchsorted(pos, s)), int(np.searchsorted(pos, s + g.window))) for s in g.starts]
+
+    def run_long(self, clips: list[Clip], length: int) -> dict[str, Any]:
         rows, per_window = [], {}
         for c, sample in zip(clips, self.generate(self.model, clips, length, seed_extra=1)):
             video = sample.video
-            disc = border_discontinuity(sample.flow, sample.starts, sample.window, sample.overlap)
+            disc = border_discontinuity(sample.flow, sample.borders)
             speed = motion_speed(video, self.fps, size=self.args.metric_size)
             kin = kinematic_beats(speed)
             mus = clip_beats_in_frames(self.beats[c.track], self.fps, length)
             row = {"video": c.stem, "flow_jump_border": disc["border"], "flow_jump_within": disc["within"],
                    "flow_jump_ratio": disc["ratio"], "mm_align": beat_alignment_score(kin, mus, self.args.sigma)}
-            spans = [(s, min(s + sample.window, length)) for s in sample.starts]
-            for j, (a, b) in enumerate(spans):
+            row.update(border_shares(kin, mus, sample.borders))
+            for j, (a, b) in enumerate(self.window_spans(c.track, sample, length)):
                 k = kin[(kin >= a) & (kin < b)]
                 m = mus[(mus >= a - self.args.sigma) & (mus < b + self.args.sigma)]
                 sc = beat_alignment_score(k, m, self.args.sigma) if k.size else float("nan")
@@ -307,7 +379,7 @@ class Evaluator:
                 per_window.setdefault(j, []).append(sc)
             # pixel-level: mean abs frame difference at border steps vs within
             diffs = np.abs(np.diff(video.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))
-            border = [s + sample.overlap - 1 for s in sample.starts[1:] if s + sample.overlap - 1 < diffs.size]
+            border = [i for i in sample.borders if i < diffs.size]
             inside = [i for i in range(diffs.size) if i not in border]
             row["pixel_jump_border"] = float(diffs[border].mean()) if border else float("nan")
             row["pixel_jump_within"] = float(diffs[inside].mean()) if inside else float("nan")
@@ -325,14 +397,17 @@ class Evaluator:
         unknown = sorted(set(todo) - set(EXPERIMENTS))
         if unknown:
             raise SystemExit(f"unknown experiments {unknown}; choose from {EXPERIMENTS}")
-        length = max(self.n, int(round(args.seconds * self.fps)))
-        sampler_length = max(self.n, int(round((args.sampler_seconds or args.seconds) * self.fps)))
-        need = max([length] + ([3 * self.n] if "long" in todo else []) + ([sampler_length] if "samplers" in todo else []))
+        length = self.clip_frames(args.seconds)
+        sampler_length = self.clip_frames(args.sampler_seconds or args.seconds)
+        long_length = self.long_frames(length)
+        need = max([length] + ([long_length] if "long" in todo else [])
+                   + ([sampler_length] if "samplers" in todo else []))
         clips = self.clips(args.max_videos, need)
         results: dict[str, Any] = {
             "checkpoint": args.checkpoint, "ablation_checkpoint": args.ablation_checkpoint,
             "config": {k: v for k, v in self.config.to_dict().items() if k not in ("music_spec",)},
-            "fps": self.fps, "clip_frames": length, "sampler": args.sampler, "steps": args.steps,
+            "fps": self.fps, "clip_frames": length, "time_base": self.config.time_base,
+            "sampler": args.sampler, "steps": args.steps,
             "guidance_scale": args.guidance_scale, "videos": len(clips),
             "tracks": sorted({c.track for c in clips}), "sigma": args.sigma}
         for c in clips:
@@ -346,7 +421,7 @@ class Evaluator:
             one = [Clip(c.index, c.stem, c.track, c.gt[:sampler_length], c.z0) for c in clips[:args.sampler_videos]]
             results["samplers"] = self.run_samplers(one, sampler_length)
         if "long" in todo:
-            results["long"] = self.run_long(clips[:args.long_videos])
+            results["long"] = self.run_long(clips[:args.long_videos], long_length)
         if "ablation" in todo and self.ablation is not None:
             results["ablation"] = self.run_main(self.ablation, main_clips, length, tag="nobeats")
         (self.out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default) + "\n")
@@ -354,6 +429,80 @@ class Evaluator:
         (self.out / "report.md").write_text(report)
         print(report)
         return results
+
+
+# ------------------------------------------------------------------------------ measures
+
+
+def to_float_frames(frames: np.ndarray) -> torch.Tensor:
+    """uint8 ``[N, H, W, 3]`` -> float ``[N, 3, H, W]`` in 0..1 (the flow AE's input)."""
+    return torch.from_numpy(np.moveaxis(np.asarray(frames), -1, 1).copy()).float() / 255.0
+
+
+def prefixed(prefix: str, scores: dict[str, float]) -> dict[str, float]:
+    return {f"{prefix}_{k}": v for k, v in scores.items()}
+
+
+def beat_count_match(row: dict[str, Any]) -> dict[str, float]:
+    """Kinematic beats of the generated clip and of the reconstruction against the ground truth's:
+    motion that dances to the beat makes about as many speed minima as the dancer did."""
+    gt = row["gt_kinematic_beats"]
+    out = {}
+    for who in ("gen", "rec"):
+        n = row[f"{who}_kinematic_beats"]
+        out[f"beats_ratio_{who}_over_gt"] = n / gt if gt else float("nan")
+        out[f"beats_within_25pct_{who}"] = float(abs(n - gt) <= BEAT_COUNT_TOLERANCE * gt) if gt else float("nan")
+    return out
+
+
+def near_border_fraction(frames: Any, borders: Sequence[int]) -> float:
+    """Share of ``frames`` within :data:`BORDER_TOLERANCE` of a window border (step ``i -> i + 1``
+    sits at ``i + 0.5``); NaN without frames."""
+    f = np.asarray(frames, dtype=np.float64).reshape(-1)
+    if f.size == 0:
+        return float("nan")
+    if len(borders) == 0:
+        return 0.0
+    b = np.asarray(borders, dtype=np.float64) + 0.5
+    return float((np.abs(f[:, None] - b[None, :]).min(axis=1) <= BORDER_TOLERANCE).mean())
+
+
+def border_shares(kinematic: Any, music: Any, borders: Sequence[int]) -> dict[str, float]:
+    """Kinematic beats at window borders, with the music beats' share there as chance: speed minima
+    set by the window seams rather than by the music show as ``kin_near_border`` >> ``music_near_border``."""
+    return {"kin_near_border": near_border_fraction(kinematic, borders),
+            "music_near_border": near_border_fraction(music, borders)}
+
+
+def plot_speed_vs_borders(path: Path, traces: Sequence[tuple[str, MMAlignResult, Sequence[int]]]) -> None:
+    """One panel per clip: motion speed, music beats, window borders and kinematic beats - to see
+    whether the speed minima follow the music or the window layout."""
+    if not traces:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(traces), 1, figsize=(10, 2.6 * len(traces)), squeeze=False, dpi=100)
+    for ax, (name, mm, borders) in zip(axes[:, 0], traces):
+        smooth = smooth_gaussian(mm.speed, DEFAULT_SMOOTH_SIGMA)
+        ax.plot(mm.speed, color="0.6", lw=0.8, label="motion speed")
+        ax.plot(smooth, color="0.1", lw=1.4, label="smoothed (minima = kinematic beats)")
+        for j, b in enumerate(mm.music_beats):
+            ax.axvline(b, color="tab:blue", lw=1.2, alpha=0.7, label="music beat" if j == 0 else None)
+        for j, b in enumerate(borders):
+            ax.axvline(b + 0.5, color="tab:red", lw=1.2, ls="--", label="window border" if j == 0 else None)
+        kin = np.asarray(mm.kinematic_beats, dtype=np.int64)
+        ax.plot(kin, smooth[kin], "v", color="tab:orange", ms=7, label="kinematic beat")
+        ax.set_title(name, fontsize=9)
+        ax.set_ylabel("px / s")
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("frame")
+    axes[0, 0].legend(fontsize=7, ncol=5, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 # ------------------------------------------------------------------------------ summaries
@@ -378,33 +527,69 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
+def summarise_main(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """:func:`summarise` plus how much of the reconstruction ceiling the generated clips reach."""
+    s = summarise(rows)
+    if rows:
+        s["gen_over_rec"] = _ratio(s["gen_mm_align"], s["rec_mm_align"])
+        s["gen_over_rec_av"] = _ratio(s["gen_av_align"], s["rec_av_align"])
+    return s
+
+
 def _f(x: Any) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.3f}"
 
 
+def _score_row(label: str, s: dict[str, float], prefix: str) -> str:
+    return (f"| {label} | {_f(s.get(f'{prefix}_mm_align'))} | {_f(s.get(f'{prefix}_av_align'))} | "
+            f"{_f(s.get(f'{prefix}_av_align_original'))} |")
+
+
+def _rhythm_section(s: dict[str, float]) -> list[str]:
+    """Beat counts and speed minima at window borders: does the rhythm come from the music or the seams?"""
+    def row(label: str, who: str) -> str:
+        ratio = "1" if who == "gt" else _f(s.get(f"beats_ratio_{who}_over_gt"))
+        close = "-" if who == "gt" else _f(s.get(f"beats_within_25pct_{who}"))
+        return f"| {label} | {_f(s.get(f'{who}_kinematic_beats'))} | {ratio} | {close} |"
+
+    return ["## Rhythm against the window layout", "",
+            "| clips | kinematic beats per clip | / ground truth | clips within 25% of ground truth |",
+            "|---|---|---|---|", row("ground truth", "gt"), row("flow AE reconstruction", "rec"),
+            row("generated", "gen"), "",
+            f"music beats per clip {_f(s.get('gt_music_beats'))}; window borders per clip {_f(s.get('n_borders'))}. "
+            f"Kinematic beats of the generated clips within {BORDER_TOLERANCE:g} frames of a window border: "
+            f"{_f(s.get('kin_near_border'))}, against {_f(s.get('music_near_border'))} of the music beats (chance). "
+            "Speed curves: speed_vs_borders.png.", ""]
+
+
 def format_report(r: dict[str, Any]) -> str:
     lines = [f"# Flow diffusion evaluation ({r['videos']} held-out clips of {r['clip_frames']} frames at "
-             f"{r['fps']:g} fps, {r['sampler']} {r['steps']} steps, guidance {r['guidance_scale']})", ""]
+             f"{r['fps']:g} fps, {r['sampler']} {r['steps']} steps, guidance {r['guidance_scale']}, "
+             f"time base {r.get('time_base', 'frames')})", ""]
     if "main" in r:
         s = r["main"]["summary"]
-        lines += ["## Alignment (Table 3, with a mismatched-music control)", "",
+        lines += ["## Alignment (Table 3, with a reconstruction ceiling and a mismatched-music control)", "",
                   "| clips | 2D-MM Align | AV-Align | AV-Align (original code) |", "|---|---|---|---|",
-                  f"| ground truth | {_f(s['gt_mm_align'])} | {_f(s['gt_av_align'])} | {_f(s['gt_av_align_original'])} |",
-                  f"| generated | {_f(s['gen_mm_align'])} | {_f(s['gen_av_align'])} | {_f(s['gen_av_align_original'])} |",
-                  f"| generated vs mismatched music | {_f(s['mis_mm_align'])} | {_f(s['mis_av_align'])} | "
-                  f"{_f(s['mis_av_align_original'])} |", "",
+                  _score_row("ground truth", s, "gt"), _score_row("flow AE reconstruction", s, "rec"),
+                  _score_row("flow AE reconstruction vs mismatched music", s, "rec_mis"),
+                  _score_row("generated", s, "gen"), _score_row("generated vs mismatched music", s, "mis"), "",
                   f"generated / ground truth: 2D-MM {_f(_ratio(s['gen_mm_align'], s['gt_mm_align']))}, "
                   f"AV-Align {_f(_ratio(s['gen_av_align'], s['gt_av_align']))} (target >= 0.9); "
+                  f"generated / reconstruction: 2D-MM {_f(s.get('gen_over_rec'))}, "
+                  f"AV-Align {_f(s.get('gen_over_rec_av'))}; "
                   f"generated - mismatched: 2D-MM {_f(s['gen_mm_align'] - s['mis_mm_align'])}, "
                   f"AV {_f(s['gen_av_align'] - s['mis_av_align'])}", ""]
+        lines += _rhythm_section(s)
     if "delay" in r:
         s = r["delay"]["summary"]
         lines += ["## Music delayed by half a beat", "",
-                  "| expected shift (frames) | measured shift (frames) | measured / expected | kinematic-beat phase "
-                  "shift (beats, expect 0.5) | 2D-MM vs delayed music | 2D-MM vs original music |",
-                  "|---|---|---|---|---|---|",
+                  "| expected shift (frames) | measured shift (frames) | measured / expected | measured shift "
+                  "(beats, expect 0.5) | kinematic-beat phase shift (beats, expect 0.5) | 2D-MM vs delayed music | "
+                  "2D-MM vs original music |",
+                  "|---|---|---|---|---|---|---|",
                   f"| {_f(s.get('expected_shift_frames'))} | {_f(s.get('measured_shift_frames'))} | "
-                  f"{_f(s.get('measured_over_expected'))} | {_f(s.get('phase_shift_beats'))} | "
+                  f"{_f(s.get('measured_over_expected'))} | {_f(s.get('shift_beats'))} | "
+                  f"{_f(s.get('phase_shift_beats'))} | "
                   f"{_f(s.get('mm_vs_delayed_music'))} | {_f(s.get('mm_vs_original_music'))} |", ""]
     if "samplers" in r:
         s = r["samplers"]["summary"]
@@ -424,7 +609,8 @@ def format_report(r: dict[str, Any]) -> str:
                   "| 2D-MM Align | " + " | ".join(_f(v) for v in pw.values()) + " |", "",
                   f"latent flow jump at borders {_f(s.get('flow_jump_border'))} vs within windows "
                   f"{_f(s.get('flow_jump_within'))} (ratio {_f(s.get('flow_jump_ratio'))}); pixel jump "
-                  f"{_f(s.get('pixel_jump_border'))} vs {_f(s.get('pixel_jump_within'))}", ""]
+                  f"{_f(s.get('pixel_jump_border'))} vs {_f(s.get('pixel_jump_within'))}; kinematic beats at "
+                  f"borders {_f(s.get('kin_near_border'))} (music beats: {_f(s.get('music_near_border'))})", ""]
     if "ablation" in r and "main" in r:
         s, a = r["main"]["summary"], r["ablation"]["summary"]
         lines += ["## Beat features (Table 6)", "", "| model | beat features | 2D-MM Align | AV-Align |", "|---|---|---|---|",

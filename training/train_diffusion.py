@@ -37,8 +37,8 @@ import torch
 
 from dabfusion.diffusion.checkpoint import flow_ae_identity, save_diffusion
 from dabfusion.diffusion.config import PRESETS, DiffusionConfig, get_config
-from dabfusion.diffusion.data import (FlowWindowDataset, TargetSpec, build_flow_targets, build_music_table,
-                                      collate, needed_music_starts)
+from dabfusion.diffusion.data import (BeatWindowDataset, FlowWindowDataset, TargetSpec, build_flow_targets,
+                                      build_music_table, collate, needed_music_starts)
 from dabfusion.diffusion.losses import diffusion_loss
 from dabfusion.diffusion.long_video import MusicWindows, generate_flows, render_video
 from dabfusion.diffusion.schedule import SAMPLERS, training_scheduler
@@ -47,6 +47,10 @@ from dabfusion.training_utils import StageTrainer, add_common_training_args, tra
 
 log = logging.getLogger("train_diffusion")
 EXPORT_NAME = "diffusion.safetensors"
+#: Beat time: seconds of flow cached after each reference (a whole evaluation clip).
+BEAT_TIME_SPAN_SECONDS = 8.0
+#: Beat time: default window, in beats.
+BEAT_TIME_WINDOW_BEATS = 4
 
 
 # ---------------------------------------------------------------------------------- arguments
@@ -106,8 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_music_arguments(p)
     m = p.add_argument_group("model")
     m.add_argument("--config", default="small", help=f"preset ({', '.join(PRESETS)}) or a JSON file")
-    m.add_argument("--n-frames", type=int, default=None, help="frames per window N (default: the config's)")
-    m.add_argument("--prediction-type", choices=("epsilon", "v_prediction"), default=None)
+    m.add_argument("--time-base", choices=("beats", "frames"), default="beats",
+                   help="beats: the model generates --samples-per-beat samples per music beat, read back at the "
+                        "video frames (motion timed by the music); frames: one sample per video frame (the paper's)")
+    m.add_argument("--samples-per-beat", type=int, default=8)
+    m.add_argument("--n-frames", type=int, default=None,
+                   help="window length N: frames, or samples in beat time (default: the config's; beats: "
+                        "4 beats' worth)")
+    m.add_argument("--prediction-type", choices=("epsilon", "v_prediction"), default="v_prediction",
+                   help="v: motion as small as SynthDance's is timed by the music on the toy rung, epsilon's is "
+                        "not (docs/diffusion_lab_log.md)")
+    m.add_argument("--temporal-kernel", type=int, default=3,
+                   help="residual temporal convolution in every res block (0: off, the models before it)")
     m.add_argument("--flow-scale", default="auto",
                    help="multiplier mapping flows into [-1, 1]: a number, or 'auto' (1 / the 99.9th percentile "
                         "of |flow| in the targets, clipped to [1, 50])")
@@ -133,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--max-known", type=int, default=None, help="longest known prefix (default: N/2)")
     r = p.add_argument_group("output")
     add_common_training_args(
-        r, ("--out", "--resume", "--init-weights", "--stop-at-step", "--checkpoint-every", "--keep-checkpoints", "--sample-every",
+        r, ("--out", "--resume", "--init-weights", "--stop-at-step", "--max-minutes", "--checkpoint-every", "--keep-checkpoints", "--sample-every",
             "--num-samples"),
         stop_at_step={"help": "save and exit at this step (resume later)"},
         sample_every={"default": 1000, "help": "steps between sample videos (0: off)"},
@@ -154,7 +168,7 @@ class DataBundle:
     """Videos, flow targets, music tables and the sample set, built once before training."""
 
     def __init__(self, args: argparse.Namespace, flow_ae: Any, identity: dict, encoder: Any, n_frames: int,
-                 progress: bool) -> None:
+                 progress: bool, beat_time: bool = False) -> None:
         from dabfusion.data.dataset import AISTVideos
         from dabfusion.data.frame_cache import default_cache_dir
         from dabfusion.data.music_bank import MusicBank
@@ -169,16 +183,28 @@ class DataBundle:
             self.held = None
         cache_root = Path(args.target_cache) if args.target_cache else Path(
             args.cache_dir if args.cache_dir else default_cache_dir(args.data))
-        span = args.ref_span or 2 * n_frames
-        spec = TargetSpec(n_frames=n_frames, ref_hop=args.ref_hop or span, ref_span=span, start_hop=args.start_hop)
+        if beat_time:  # flows from each reference over a whole evaluation clip (8 s), references every 4 s
+            longest = max(v.n_frames for v in self.train.videos)
+            span = args.ref_span or min(int(round(BEAT_TIME_SPAN_SECONDS * args.fps)), longest)
+            hop = args.ref_hop or max(args.start_hop, span // 2 // args.start_hop * args.start_hop)
+        else:
+            span = args.ref_span or 2 * n_frames
+            hop = args.ref_hop or span
+        spec = TargetSpec(n_frames=1 if beat_time else n_frames, ref_hop=hop, ref_span=span, start_hop=args.start_hop)
         self.targets = build_flow_targets(self.train, flow_ae, identity, cache_root, spec, progress=progress)
         files = {v.record.name.music: v.record.music_path for v in self.train.videos}
         sample_src = self.held if self.held is not None else self.train
         files.update({v.record.name.music: v.record.music_path for v in sample_src.videos})
         self.bank = MusicBank(files, args.audio_sample_rate)
-        self.music = build_music_table(self.bank.tracks, self.bank.sample_rate, encoder, fps=args.fps,
-                                       n_frames=n_frames, starts=needed_music_starts(self.targets),
-                                       cache_root=cache_root, progress=progress)
+        if beat_time:
+            from dabfusion.diffusion.beat_time import BeatMusic
+
+            self.music = {t: BeatMusic(encoder, self.bank.tracks[t], self.bank.sample_rate, args.fps).precompute()
+                          for t in sorted({v.track for v in self.targets.videos})}
+        else:
+            self.music = build_music_table(self.bank.tracks, self.bank.sample_rate, encoder, fps=args.fps,
+                                           n_frames=n_frames, starts=needed_music_starts(self.targets),
+                                           cache_root=cache_root, progress=progress)
         self.sample_src = sample_src
         self.desc = {"root": str(args.data), "split": args.split, "fps": args.fps, "size": size,
                      "train_videos": len(self.train.videos), "target_videos": len(self.targets.videos),
@@ -220,13 +246,16 @@ class Trainer(StageTrainer):
         self.identity = flow_ae_identity(args.flow_ae)
         self.encoder = build_music_encoder(args)
         base = get_config(args.config)
-        n_frames = int(args.n_frames or base.n_frames)
+        beat_time = args.time_base == "beats"
+        default_n = BEAT_TIME_WINDOW_BEATS * args.samples_per_beat if beat_time else base.n_frames
+        n_frames = int(args.n_frames or default_n)
         with acc.main_process_first():  # one process computes the cached targets, the others read them
-            self.data = DataBundle(args, self.flow_ae, self.identity, self.encoder, n_frames, progress)
+            self.data = DataBundle(args, self.flow_ae, self.identity, self.encoder, n_frames, progress, beat_time)
         scale, self.flow_stats = resolve_flow_scale(args.flow_scale, self.data.targets)
-        changes: dict[str, Any] = {"n_frames": n_frames, "flow_scale": scale, "flow_power": args.flow_power}
-        if args.prediction_type:
-            changes["prediction_type"] = args.prediction_type
+        changes: dict[str, Any] = {"n_frames": n_frames, "flow_scale": scale, "flow_power": args.flow_power,
+                                   "time_base": args.time_base, "samples_per_beat": args.samples_per_beat}
+        changes["prediction_type"] = args.prediction_type
+        changes["temporal_kernel"] = args.temporal_kernel
         if args.p_uncond is not None:
             changes["cond_drop_prob"] = args.p_uncond
         config = base.replace(**changes).with_flow_ae(self.identity)
@@ -237,11 +266,19 @@ class Trainer(StageTrainer):
         self.model = UNet3D(config)
         self.scheduler = training_scheduler(config)
 
-        self.train_ds = FlowWindowDataset(self.data.targets, self.data.music, flow_scale=config.flow_scale,
-                                          flow_power=config.flow_power,
-                                          windows_per_ref=args.windows_per_ref, p_first=args.p_first,
-                                          p_known=args.p_known if config.known_frames else 0.0,
-                                          max_known=args.max_known, p_drop=config.cond_drop_prob, seed=args.seed)
+        if beat_time:
+            self.train_ds = BeatWindowDataset(self.data.targets, self.data.music, fps=args.fps,
+                                              samples_per_beat=config.samples_per_beat, n_samples=config.n_frames,
+                                              flow_scale=config.flow_scale, flow_power=config.flow_power,
+                                              windows_per_ref=args.windows_per_ref, p_first=args.p_first,
+                                              p_drop=config.cond_drop_prob, seed=args.seed)
+        else:
+            self.train_ds = FlowWindowDataset(self.data.targets, self.data.music, flow_scale=config.flow_scale,
+                                              flow_power=config.flow_power,
+                                              windows_per_ref=args.windows_per_ref, p_first=args.p_first,
+                                              p_known=args.p_known if config.known_frames else 0.0,
+                                              max_known=args.max_known, p_drop=config.cond_drop_prob,
+                                              seed=args.seed)
 
     def loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         loss = diffusion_loss(self.model, self.scheduler, self.config, batch, generator=self.step_generator(),
@@ -257,7 +294,8 @@ class Trainer(StageTrainer):
     def export(self) -> None:
         extra = {**self.export_extra(), "data": self.data.desc, "flow_stats": self.flow_stats,
                  "training": {"p_known": self.args.p_known, "p_first": self.args.p_first,
-                              "max_known": self.train_ds.max_known, "windows_per_ref": self.args.windows_per_ref}}
+                              "max_known": getattr(self.train_ds, "max_known", 0),
+                              "windows_per_ref": self.args.windows_per_ref}}
         save_diffusion(self.out / EXPORT_NAME, self.ema.model, extra)
 
     @torch.no_grad()

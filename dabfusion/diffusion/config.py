@@ -31,6 +31,7 @@ from ..config_io import JSONConfig
 
 CONFIG_VERSION = 1
 PREDICTION_TYPES = ("epsilon", "v_prediction")
+TIME_BASES = ("frames", "beats")
 #: Channels of the generated volume per frame: flow x, flow y, occlusion.
 FLOW_CHANNELS = 3
 #: Channels of the beats-only default music encoder (``dabfusion.music``): global, per frame.
@@ -43,7 +44,8 @@ class DiffusionConfig(JSONConfig):
     """Everything needed to rebuild a :class:`~dabfusion.diffusion.unet3d.UNet3D` and sample it.
 
     Network: ``dim * dim_mults[i]`` channels at level ``i`` (``latent_size / 2**i`` pixels),
-    ``num_res_blocks`` FiLM res blocks per level, temporal attention at every level, spatial
+    ``num_res_blocks`` FiLM res blocks per level (each with a residual temporal convolution of
+    ``temporal_kernel`` frames when > 0), temporal attention at every level, spatial
     attention only where the feature map is at most ``spatial_attn_max_size`` pixels a side.
     ``cond_dim`` (0: ``4 * dim``) is the width of the per-frame condition vector.
 
@@ -62,6 +64,10 @@ class DiffusionConfig(JSONConfig):
     ``[sign(f) * |flow_scale * f| ** flow_power, 2 * occlusion - 1]`` so that both live in
     [-1, 1] (``flow_power`` 1 is linear; < 1 compands the long-tailed flows, see
     :func:`dabfusion.diffusion.schedule.compand_flow`).
+
+    Time: with ``time_base = "beats"`` the N samples of a window are ``samples_per_beat`` per
+    music beat, not video frames (:mod:`dabfusion.diffusion.beat_time`): N = 32 at 8 per beat
+    is four beats at any tempo.
     """
 
     name: str = "custom"
@@ -80,6 +86,7 @@ class DiffusionConfig(JSONConfig):
     rel_pos_buckets: int = 32
     rel_pos_max_distance: int = 128
     cond_dim: int = 0
+    temporal_kernel: int = 0
     z0_channels: int = 0
     known_frames: bool = True
     # conditioning
@@ -96,6 +103,10 @@ class DiffusionConfig(JSONConfig):
     sample_max_value: float = 1000.0
     flow_scale: float = 1.0
     flow_power: float = 1.0
+    # time axis: "frames" (one sample per video frame, the paper's) or "beats" (``samples_per_beat``
+    # samples per music beat, read back at the frames; :mod:`dabfusion.diffusion.beat_time`)
+    time_base: str = "frames"
+    samples_per_beat: int = 8
     # provenance (checked on load)
     music_spec: dict | None = None
     flow_ae: dict | None = None
@@ -107,6 +118,10 @@ class DiffusionConfig(JSONConfig):
     @property
     def condition_dim(self) -> int:
         return self.cond_dim or 4 * self.dim
+
+    @property
+    def in_beat_time(self) -> bool:
+        return self.time_base == "beats"
 
     @property
     def uses_beats(self) -> bool:
@@ -139,6 +154,12 @@ class DiffusionConfig(JSONConfig):
             problems.append(f"flow_power must be in (0, 1], got {self.flow_power}")
         if self.n_frames < 1:
             problems.append("n_frames must be >= 1")
+        if self.time_base not in TIME_BASES:
+            problems.append(f"time_base must be one of {TIME_BASES}, got {self.time_base!r}")
+        if self.temporal_kernel < 0 or (self.temporal_kernel and self.temporal_kernel % 2 == 0):
+            problems.append(f"temporal_kernel must be 0 (off) or odd, got {self.temporal_kernel}")
+        if self.samples_per_beat < 2:
+            problems.append(f"samples_per_beat must be >= 2, got {self.samples_per_beat}")
         if problems:
             raise ValueError("Invalid DiffusionConfig: " + "; ".join(problems))
 

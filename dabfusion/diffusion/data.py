@@ -335,6 +335,82 @@ class FlowWindowDataset(Dataset):
                 "video": vt.stem, "ref": vt.refs[j], "start": start}
 
 
+class BeatWindowDataset(Dataset):
+    """Training windows on the beat grid (:mod:`.beat_time`): the same items as
+    :class:`FlowWindowDataset`, but ``x0`` [3, N, h, w] holds N samples, ``samples_per_beat`` per
+    music beat, read off the cached per-frame flows (linear interpolation between frames).
+
+    A window starts ``off`` samples after its reference (0 with probability ``p_first``: a first
+    window, whose sample 0 is the reference itself, known; otherwise any offset whose samples stay
+    inside the cached span, so training sees every distance from the reference that a long clip
+    reaches). There is no other known prefix: at inference the windows of a clip are denoised
+    together (:func:`.samplers.sample_sequence`), none continues a generated one. ``music`` maps
+    each track to its :class:`~.beat_time.BeatMusic` (precomputed); video frame ``k`` shows track
+    time ``k / fps`` (AIST++ videos start with their music).
+    """
+
+    def __init__(self, targets: FlowTargets, music: dict[str, Any], *, fps: float, samples_per_beat: int,
+                 n_samples: int, flow_scale: float, flow_power: float = 1.0, windows_per_ref: int = 1,
+                 p_first: float = 0.3, p_drop: float = 0.1, seed: int = 0) -> None:
+        self.targets, self.music = targets, music
+        self.fps, self.per, self.n = float(fps), int(samples_per_beat), int(n_samples)
+        self.flow_scale, self.flow_power = float(flow_scale), float(flow_power)
+        self.windows_per_ref = int(windows_per_ref)
+        self.p_first, self.p_drop = float(p_first), float(p_drop)
+        self.seed, self.epoch = int(seed), 0
+        span = targets.spec.ref_span
+        self.items, self.reach = [], []
+        for v, vt in enumerate(targets.videos):
+            clock = music[vt.track].clock
+            for j, r in enumerate(vt.refs):
+                u_ref = float(clock.phase(r / self.fps))
+                u_last = float(clock.phase((r + span - 1) / self.fps))
+                self.items.append((v, j))
+                self.reach.append(int(np.floor((u_last - u_ref) * self.per + 1e-9)) - (self.n - 1))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.items) * self.windows_per_ref
+
+    def draw(self, index: int) -> tuple[int, int, int, bool]:
+        """(video, ref index, offset in samples, drop) of item ``index`` this epoch."""
+        k = index // self.windows_per_ref
+        v, j = self.items[k]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        reach = self.reach[k]
+        first = rng.random() < self.p_first
+        off = 0 if (first or reach < 1) else int(rng.integers(1, reach + 1))
+        return v, j, off, bool(rng.random() < self.p_drop)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        from .beat_time import resample_linear
+
+        v, j, off, drop = self.draw(index)
+        vt = self.targets.videos[v]
+        r = vt.refs[j]
+        tm = self.music[vt.track]
+        phases = float(tm.clock.phase(r / self.fps)) + (off + np.arange(self.n)) / self.per
+        times = tm.clock.time(phases)
+        pos = times * self.fps - r  # fractional frames after the reference, inside the cached span
+        lo = int(np.clip(np.floor(pos.min()), 0, self.targets.spec.ref_span - 1))
+        hi = int(np.clip(np.ceil(pos.max()) + 1, lo + 1, self.targets.spec.ref_span))
+        raw = torch.from_numpy(np.asarray(self.targets.array(vt.flows_file)[j, lo:hi], dtype=np.float32))
+        raw = resample_linear(raw, pos - lo)
+        x = to_model_space(raw[:, :2], raw[:, 2:3], self.flow_scale, self.flow_power)  # [N, 3, h, w]
+        mask = torch.zeros(self.n, dtype=torch.bool)
+        if off == 0:  # sample 0 of a first window *is* the reference
+            x[0] = identity_frame(x.shape[-1])
+            mask[0] = True
+        z0 = torch.from_numpy(np.asarray(self.targets.array(vt.z_file)[j], dtype=np.float32))
+        f = tm.features(times)
+        beats = torch.zeros(self.n, 0) if f is None else torch.from_numpy(f)
+        return {"x0": x.transpose(0, 1).contiguous(), "z0": z0,
+                "music": torch.from_numpy(np.array(tm.global_vector(times[0], times[-1]))),
+                "beats": beats, "known_mask": mask, "drop": drop, "video": vt.stem, "ref": r, "start": off}
+
+
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k in items[0]:

@@ -29,7 +29,8 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 import torch
 
-from .samplers import ProgressCallback, sample_window
+from .beat_time import BeatClock, BeatGrid, BeatMusic, resample_cubic
+from .samplers import ProgressCallback, sample_sequence, sample_window
 from .schedule import DEFAULT_STEPS, canonical_sampler, from_model_space, identity_frame, volume_to_frames
 
 
@@ -63,6 +64,16 @@ class MusicWindows:
             t0 = 0.0
         emb = self.encoder.encode(wave, self.sample_rate, n_frames=n_frames, fps=self.fps, start=t0)
         return emb.as_torch()
+
+    def beat_music(self) -> BeatMusic:
+        """The track in beat time, for beat-time models (a delayed clip's track starts with silence)."""
+        wave, origin = self.wave, self.offset
+        if origin < 0:
+            pad = int(round(-origin * self.sample_rate))
+            arr = np.asarray(wave, dtype=np.float32)
+            wave = np.concatenate([np.zeros(arr.shape[:-1] + (pad,), np.float32), arr], axis=-1)
+            origin = 0.0
+        return BeatMusic(self.encoder, wave, self.sample_rate, self.fps, origin)
 
 
 class StaticMusic:
@@ -99,10 +110,12 @@ class LongSample:
     x: torch.Tensor               # [B, 3, L, h, w] model space
     flow: torch.Tensor            # [B, L, 2, h, w] normalised offsets (flow AE convention)
     occlusion: torch.Tensor       # [B, L, 1, h, w] in [0, 1]
-    starts: list[int]             # window start frames
+    starts: list[int]             # window starts (frames; samples for a beat-time model)
     window: int
     overlap: int
     windows: list[torch.Tensor] = field(default_factory=list)  # raw per-window samples (debugging)
+    #: frame steps i -> i + 1 that cross a window border (where a seam would show)
+    borders: list[int] = field(default_factory=list)
 
 
 def _stack_music(sources: Sequence[MusicSource | None], start: int, n: int, device: torch.device,
@@ -134,16 +147,21 @@ def generate_flows(model: Any, *, z0: torch.Tensor, n_frames: int,
     denoising steps of all windows.
     """
     config = model.config
-    device = next(model.parameters()).device
-    win = int(window or config.n_frames)
-    k = int(overlap if overlap is not None else max(1, win // 4))
-    starts = plan_windows(int(n_frames), win, k)
     b = z0.shape[0]
     sources = list(music) if isinstance(music, (list, tuple)) else [music] * b
     if len(sources) != b:
         raise ValueError(f"{len(sources)} music sources for a batch of {b} references")
     name = canonical_sampler(sampler)
     steps = int(num_inference_steps or DEFAULT_STEPS[name])
+    if config.in_beat_time:
+        return _generate_in_beat_time(model, z0=z0, n_frames=int(n_frames), sources=sources, window=window,
+                                      overlap=overlap, sampler=name, steps=steps, guidance_scale=guidance_scale,
+                                      generator=generator, callback=callback,
+                                      start_from_reference=start_from_reference)
+    device = next(model.parameters()).device
+    win = int(window or config.n_frames)
+    k = int(overlap if overlap is not None else default_overlap(config, win))
+    starts = plan_windows(int(n_frames), win, k)
     size = config.latent_size
     total_ext = starts[-1] + win
     out = torch.zeros(b, 3, total_ext, size, size, device=device)
@@ -179,7 +197,74 @@ def generate_flows(model: Any, *, z0: torch.Tensor, n_frames: int,
             out[:, :, s:s + win] = x
     out = out[:, :, :n_frames]
     flow, occ = from_model_space(volume_to_frames(out), config.flow_scale, config.flow_power)
-    return LongSample(x=out, flow=flow, occlusion=occ, starts=starts, window=win, overlap=k, windows=raw)
+    borders = [s + k - 1 for s in starts[1:] if s + k - 1 < n_frames - 1]
+    return LongSample(x=out, flow=flow, occlusion=occ, starts=starts, window=win, overlap=k, windows=raw,
+                      borders=borders)
+
+
+def default_overlap(config: Any, window: int) -> int:
+    """Frames: a quarter of the window (a known prefix); beats: half (windows denoised together)."""
+    return max(1, window // 2) if config.in_beat_time else max(1, window // 4)
+
+
+def _generate_in_beat_time(model: Any, *, z0: torch.Tensor, n_frames: int, sources: list, window: int | None,
+                           overlap: int | None, sampler: str, steps: int, guidance_scale: float,
+                           generator: torch.Generator | None, callback: ProgressCallback | None,
+                           start_from_reference: bool) -> LongSample:
+    """:func:`generate_flows` for a beat-time model: one sequence on each clip's beat grid
+    (:mod:`.beat_time`), its windows denoised together (:func:`.samplers.sample_sequence`),
+    then read at the video frames."""
+    config = model.config
+    device = next(model.parameters()).device
+    b = z0.shape[0]
+    win = int(window or config.n_frames)
+    k = int(overlap if overlap is not None else default_overlap(config, win))
+    per = config.samples_per_beat
+    tracks: list[BeatMusic | None] = []
+    for src in sources:
+        if src is None:
+            tracks.append(None)
+        elif hasattr(src, "beat_music"):
+            tracks.append(src.beat_music())
+        else:
+            raise ValueError("a beat-time model reads the music itself (its beats set the time axis): pass "
+                             "MusicWindows (audio), not precomputed features")
+    fps = next((t.fps for t in tracks if t is not None), 30.0)
+    grids = [t.grid(n_frames, per) if t is not None else BeatGrid.for_clip(BeatClock([]), 0.0, n_frames, fps, per)
+             for t in tracks]
+    starts = plan_windows(max(g.n_samples for g in grids), win, k)
+    length = starts[-1] + win
+    music = beats = None
+    if all(t is not None for t in tracks) and config.music_dim > 0:
+        gv = []
+        for t, g in zip(tracks, grids):
+            times = g.times(0, length)
+            gv.append(np.stack([t.global_vector(times[s], times[s + win - 1]) for s in starts]))
+        music = torch.as_tensor(np.stack(gv), dtype=torch.float32)
+        if config.uses_beats:
+            beats = torch.as_tensor(np.stack([t.features(g.times(0, length)) for t, g in zip(tracks, grids)]),
+                                    dtype=torch.float32)
+    size = config.latent_size
+    known = mask = None
+    if start_from_reference:
+        known = torch.zeros(b, 3, length, size, size, device=device)
+        known[:, :, 0] = identity_frame(size, device=device)
+        mask = torch.zeros(b, length, dtype=torch.bool, device=device)
+        mask[:, 0] = True
+    x = sample_sequence(model, z0=z0, length=length, starts=starts, window=win, music=music, beats=beats,
+                        known=known, known_mask=mask, sampler=sampler, num_inference_steps=steps,
+                        guidance_scale=guidance_scale, generator=generator, callback=callback)
+    frames, borders = [], []
+    for i, (t, g) in enumerate(zip(tracks, grids)):
+        pos = g.frame_positions(t.origin if t is not None else 0.0, n_frames, fps)
+        frames.append(resample_cubic(x[i], pos, dim=1))
+        if i == 0:  # where a window begins or ends, in frame steps i -> i + 1 (pos[i] <= edge < pos[i + 1])
+            edges = sorted(set(starts[1:]) | {s + win - 1 for s in starts[:-1]})
+            steps_at = np.searchsorted(pos, edges, side="right") - 1
+            borders = sorted({int(j) for j in steps_at if 0 <= j < n_frames - 1})
+    out = torch.stack(frames)
+    flow, occ = from_model_space(volume_to_frames(out), config.flow_scale, config.flow_power)
+    return LongSample(x=out, flow=flow, occlusion=occ, starts=starts, window=win, overlap=k, borders=borders)
 
 
 @torch.no_grad()
@@ -216,18 +301,15 @@ def frames_to_uint8(frames: torch.Tensor) -> np.ndarray:
     return (frames.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
 
 
-def border_discontinuity(flow: torch.Tensor, starts: Sequence[int], window: int, overlap: int) -> dict[str, float]:
+def border_discontinuity(flow: torch.Tensor, borders: Sequence[int]) -> dict[str, float]:
     """Mean |flow[i+1] - flow[i]| at window borders vs within windows (frame-major ``[L, 2, h, w]``).
 
-    A border step is the step from the last known (overlap) frame of a window to its first new
-    frame, where a continuation that ignored its prefix would jump.
+    ``borders`` (:attr:`LongSample.borders`): the steps ``i -> i + 1`` where a window begins or
+    ends - for continued windows the step from the last known frame to the first new one, where a
+    continuation that ignored its prefix would jump.
     """
     diffs = (flow[1:] - flow[:-1]).abs().flatten(1).mean(1)  # diffs[i]: frame i -> i+1
-    border = set()
-    for s in starts[1:]:
-        i = s + overlap - 1
-        if 0 <= i < diffs.shape[0]:
-            border.add(i)
+    border = {int(i) for i in borders if 0 <= int(i) < diffs.shape[0]}
     inside = [i for i in range(diffs.shape[0]) if i not in border]
     b = float(diffs[sorted(border)].mean()) if border else float("nan")
     w = float(diffs[inside].mean()) if inside else float("nan")

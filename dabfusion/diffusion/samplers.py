@@ -143,3 +143,87 @@ def sample_window(model: Any, *, z0: torch.Tensor, n_frames: int | None = None, 
         if callback is not None:
             callback(step_offset + i + 1, total)
     return x
+
+
+def blend_weights(window: int, device: torch.device) -> torch.Tensor:
+    """Triangular weights ``[window]`` (highest mid-window): overlapping windows fade into each other."""
+    j = torch.arange(window, device=device, dtype=torch.float32)
+    return torch.minimum(j + 1, window - j)
+
+
+@torch.no_grad()
+def sample_sequence(model: Any, *, z0: torch.Tensor, length: int, starts: list[int], window: int,
+                    music: torch.Tensor | None, beats: torch.Tensor | None,
+                    known: torch.Tensor | None = None, known_mask: torch.Tensor | None = None,
+                    sampler: str = "dpm++", num_inference_steps: int | None = None, guidance_scale: float = 1.0,
+                    generator: torch.Generator | None = None, callback: ProgressCallback | None = None,
+                    step_offset: int = 0, total_steps: int | None = None) -> torch.Tensor:
+    """Sample one sequence of ``length`` samples with overlapping windows denoised *together*.
+
+    At every step each window (``starts``, ``window`` samples each) is denoised by the U-Net and
+    the outputs are averaged where windows overlap (triangular weights), then one scheduler step
+    moves the whole sequence (MultiDiffusion). Neighbours agree at every noise level, so the
+    sequence has no seams, and no window needs a generated prefix it never saw in training.
+
+    ``music`` [B, n_windows, D] (one global vector per window); ``beats`` [B, length, F];
+    ``known``/``known_mask`` [B, 3, length, h, w] / [B, length] (e.g. the reference at sample 0,
+    imposed by replacement). All windows of all clips run as one batch per step.
+    """
+    config = model.config
+    device = next(model.parameters()).device
+    b = z0.shape[0] if music is None else music.shape[0]
+    nw = len(starts)
+    if starts[-1] + window != length or starts[0] != 0:
+        raise ValueError(f"windows {starts} of {window} must tile [0, {length})")
+    name = canonical_sampler(sampler)
+    scheduler = make_scheduler(config, name)
+    steps = int(num_inference_steps or DEFAULT_STEPS[name])
+    scheduler.set_timesteps(steps, device=device)
+    timesteps = scheduler.timesteps
+    total = total_steps if total_steps is not None else len(timesteps)
+    fallback_threshold = needs_output_thresholding(scheduler, config)
+    size = config.latent_size
+    shape = (b, 3, length, size, size)
+    idx = torch.stack([torch.arange(s, s + window) for s in starts]).to(device)  # [nw, W]
+    wts = blend_weights(window, device)
+    norm = torch.zeros(length, device=device).index_add_(0, idx.reshape(-1), wts.repeat(nw))
+    z = z0.to(device)
+    z = (z.expand(b, *z.shape[1:]) if z.shape[0] == 1 else z).repeat_interleave(nw, dim=0)
+    m = None if music is None else music.to(device, torch.float32).reshape(b * nw, -1)
+
+    def windows_of(v: torch.Tensor | None, axis: int) -> torch.Tensor | None:
+        """[B, ..., L, ...] -> [B * nw, ..., W, ...] along ``axis`` (the sample axis)."""
+        if v is None:
+            return None
+        w = v.index_select(axis, idx.reshape(-1))
+        w = w.unflatten(axis, (nw, window)).movedim(axis, 1)
+        return w.reshape(b * nw, *w.shape[2:])
+
+    bt = windows_of(None if beats is None else beats.to(device, torch.float32), 1)
+    x = randn(shape, generator, device) * scheduler.init_noise_sigma
+    kn = km = mask5 = None
+    if known is not None and known_mask is not None and bool(known_mask.any()):
+        known = known.to(device, torch.float32)
+        known_mask = known_mask.to(device, torch.bool)
+        mask5 = known_mask[:, None, :, None, None]
+        kn, km = windows_of(known, 2), windows_of(known_mask, 1)
+        x = torch.where(mask5, noise_to(known, x, alpha_bar(scheduler, timesteps[0], x)), x)
+    for i, t in enumerate(timesteps):
+        x_in = scheduler.scale_model_input(x, t)
+        out_w = guided_output(model, windows_of(x_in, 2), t.to(device), z0=z, music=m, beats=bt, known=kn,
+                              known_mask=km, guidance_scale=guidance_scale)  # [B*nw, 3, W, h, w]
+        out_w = (out_w * wts.view(1, 1, -1, 1, 1)).unflatten(0, (b, nw))
+        acc = torch.zeros(shape, device=device)
+        for k in range(nw):
+            acc[:, :, starts[k]:starts[k] + window] += out_w[:, k]
+        out = acc / norm.view(1, 1, -1, 1, 1)
+        if fallback_threshold:
+            out = threshold_model_output(out, x_in, t, scheduler, config)
+        x = scheduler.step(out, t, x, generator=generator).prev_sample
+        if mask5 is not None:
+            ab = level_after_step(scheduler, i, t)
+            fresh = randn(shape, generator, device) if ab < 1.0 else torch.zeros_like(x)
+            x = torch.where(mask5, noise_to(known, fresh, ab), x)
+        if callback is not None:
+            callback(step_offset + i + 1, total)
+    return x

@@ -127,9 +127,10 @@ class ResBlock(nn.Module):
     relative size of each frame's motion survives normalisation.
     """
 
-    def __init__(self, din: int, dout: int, cond_dim: int, groups: int) -> None:
+    def __init__(self, din: int, dout: int, cond_dim: int, groups: int, temporal_kernel: int = 0) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(din, dout, 3, padding=1)
+        self.temporal = TemporalConv(dout, temporal_kernel) if temporal_kernel else None
         self.norm1 = nn.GroupNorm(groups, dout)
         self.film = nn.Sequential(nn.SiLU(), nn.Linear(cond_dim, dout * 2))
         self.conv2 = nn.Conv2d(dout, dout, 3, padding=1)
@@ -137,11 +138,35 @@ class ResBlock(nn.Module):
         self.skip = nn.Conv2d(din, dout, 1) if din != dout else nn.Identity()
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        h = self.norm1(per_frame(self.conv1, x))
+        h = per_frame(self.conv1, x)
+        if exists(self.temporal):
+            h = self.temporal(h)
+        h = self.norm1(h)
         scale, shift = rearrange(self.film(cond), "b f (two c) -> two b c f 1 1", two=2)
         h = F.silu(h * (1 + scale) + shift)
         h = F.silu(self.norm2(per_frame(self.conv2, h)))
         return h + per_frame(self.skip, x)
+
+
+class TemporalConv(nn.Module):
+    """A residual 1D convolution along frames at every pixel (pseudo-3D, as Make-A-Video).
+
+    Attention mixes frames by content; motion also needs the plain local operator "look at
+    your neighbours in time", without which sampled flows keep the frame-to-frame jitter of
+    the starting noise (measured on the toy rung, docs/diffusion_lab_log.md). Zero-initialised:
+    it starts as the identity.
+    """
+
+    def __init__(self, dim: int, kernel: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, _, h, w = x.shape
+        y = self.conv(rearrange(x, "b c f h w -> (b h w) c f"))
+        return x + rearrange(y, "(b h w) c f -> b c f h w", b=b, h=h, w=w)
 
 
 class Level(nn.Module):
@@ -212,25 +237,27 @@ class UNet3D(nn.Module):
 
         widths = [dim * m for m in c.dim_mults]
         sizes = c.level_sizes
+        tk = c.temporal_kernel
         n = len(widths)
         self.downs = nn.ModuleList()
         ch = dim
         for i, w in enumerate(widths):
-            blocks = [ResBlock(ch if j == 0 else w, w, cd, c.groups) for j in range(c.num_res_blocks)]
+            blocks = [ResBlock(ch if j == 0 else w, w, cd, c.groups, tk) for j in range(c.num_res_blocks)]
             self.downs.append(Level(blocks, w, sizes[i] <= c.spatial_attn_max_size, c,
                                     Downsample(w) if i < n - 1 else None))
             ch = w
-        self.mid1 = ResBlock(ch, ch, cd, c.groups)
+        self.mid1 = ResBlock(ch, ch, cd, c.groups, tk)
         self.mid_spatial = SpatialAttention(ch, c.attn_heads, c.attn_dim_head)
         self.mid_temporal = TemporalAttention(ch, c.attn_heads, c.attn_dim_head)
-        self.mid2 = ResBlock(ch, ch, cd, c.groups)
+        self.mid2 = ResBlock(ch, ch, cd, c.groups, tk)
         self.ups = nn.ModuleList()
         for i in reversed(range(n)):
             w_out = widths[i - 1] if i > 0 else dim
-            blocks = [ResBlock(widths[i] * 2 if j == 0 else w_out, w_out, cd, c.groups) for j in range(c.num_res_blocks)]
+            blocks = [ResBlock(widths[i] * 2 if j == 0 else w_out, w_out, cd, c.groups, tk)
+                      for j in range(c.num_res_blocks)]
             self.ups.append(Level(blocks, w_out, sizes[i] <= c.spatial_attn_max_size, c,
                                   Upsample(w_out) if i > 0 else None))
-        self.final_block = ResBlock(dim * 2, dim, cd, c.groups)
+        self.final_block = ResBlock(dim * 2, dim, cd, c.groups, tk)
         self.final_conv = nn.Conv2d(dim, FLOW_CHANNELS, 1)
         nn.init.zeros_(self.final_conv.weight)
         nn.init.zeros_(self.final_conv.bias)

@@ -287,10 +287,18 @@ def frame_beat_features(analysis: BeatAnalysis, n_frames: int, fps: float,
     n_frames = int(n_frames)
     if n_frames < 0 or not fps or fps <= 0:
         raise ValueError(f"need n_frames >= 0 and fps > 0, got {n_frames}, {fps}")
-    out = np.zeros((n_frames, len(FRAME_COLUMNS)), np.float32)
-    if n_frames == 0 or analysis.silent:
+    return beat_features_at(analysis, float(start) + np.arange(n_frames) / float(fps), fps)
+
+
+def beat_features_at(analysis: BeatAnalysis, times: Any, fps: float) -> np.ndarray:
+    """The rows of :func:`frame_beat_features` at any track times (s), e.g. a beat-time grid.
+
+    ``fps`` sets the widths measured in video frames (the beat pulse, each row's onset span).
+    """
+    t = np.asarray(times, dtype=np.float64).reshape(-1)
+    out = np.zeros((t.size, len(FRAME_COLUMNS)), np.float32)
+    if t.size == 0 or analysis.silent:
         return out
-    t = float(start) + np.arange(n_frames) / float(fps)
     inside = (t >= 0) & (t <= analysis.duration)
     if not inside.any():
         return out

@@ -327,6 +327,12 @@ class MusicEncoder:
     def _analysis(self, mono: np.ndarray, sr: int, digest: str) -> BeatAnalysis:
         return self._analyses.get_or_compute(digest, lambda: analyze_beats(mono, sr))
 
+    def beat_analysis(self, wave: Any, sr: int) -> BeatAnalysis:
+        """librosa's beats and onsets of the whole track (cached per audio, as :meth:`encode` uses them)."""
+        rate = check_rate(sr)
+        mono = to_mono_1d(wave)
+        return self._analysis(mono, rate, audio_digest(mono, rate))
+
     def _branch_vector(self, branch: _Branch, mono: np.ndarray, sr: int,
                        span: tuple[float, float]) -> np.ndarray:
         """Mean over evenly spaced windows of the span, ``batch_size`` windows at a time."""

@@ -64,6 +64,9 @@ COMMON_ARGS: dict[str, dict[str, Any]] = {
     "--resume": {"nargs": "?", "const": "auto", "default": None,
                  "help": "continue from the newest state in --out (or from the state folder given)"},
     "--stop-at-step": {"type": int, "default": None},
+    "--max-minutes": {"type": float, "default": None,
+                      "help": "wall-clock budget of this run: when it is spent, save, export and exit cleanly "
+                              "(continue later with --resume)"},
     "--init-weights": {"default": None, "metavar": "SAFETENSORS",
                        "help": "start from the weights of an exported checkpoint of this stage (same tensor "
                                "shapes; scalars such as flow_scale may differ); a fresh optimiser and schedule"},
@@ -318,6 +321,14 @@ class StageTrainer:
         else:
             self.load(where)
 
+    def _out_of_time(self, deadline: float) -> bool:
+        """Every process stops at the same step: the main process's clock decides."""
+        late = time.monotonic() >= deadline
+        if self.accelerator.num_processes == 1:
+            return late
+        flag = torch.tensor(float(late), device=self.accelerator.device)
+        return bool(self.accelerator.reduce(flag, "max").item())
+
     # -------------------------------------------------------------- loop
     def run(self) -> dict[str, Any]:
         args, acc = self.args, self.accelerator
@@ -340,6 +351,7 @@ class StageTrainer:
         count, t_last, seen = 0, time.perf_counter(), 0
         last_loss = math.nan
         stop = min(self.total_steps, args.stop_at_step) if args.stop_at_step else self.total_steps
+        deadline = time.monotonic() + 60.0 * args.max_minutes if getattr(args, "max_minutes", None) else None
         while self.step < stop:
             batch = next(data)
             lr = self.schedule.apply(self.optimizer, self.step)
@@ -351,6 +363,9 @@ class StageTrainer:
             self.optimizer.zero_grad(set_to_none=True)
             self.ema.update(self.model)
             self.step += 1
+            if deadline is not None and self._out_of_time(deadline):
+                self.log.info("--max-minutes %.4g spent at step %d: saving and stopping", args.max_minutes, self.step)
+                stop = self.step
             seen += self.batch_size_of(batch) * acc.num_processes
 
             vals = {"loss": loss.detach().float(), **{f"term/{k}": v.detach().float() for k, v in terms.items()}}

@@ -1,0 +1,1 @@
+"""Helpers for tests and lab experiments (toy worlds with known answers); the product never imports this."""
