@@ -344,7 +344,9 @@ def generate(bundle: Any, image: Any, wave: Any, sample_rate: int, *, seconds: f
     from .diffusion import DEFAULT_STEPS
 
     n_steps = int(steps or DEFAULT_STEPS[steps_name])
-    n_windows = len(_plan(n, bundle.window, overlap))
+    config = bundle.diffusion.config
+    # a beat-time model denoises all its windows together: one pass of n_steps
+    n_windows = 1 if config.in_beat_time else len(_plan(n, bundle.window, overlap, config))
     decode_units = math.ceil(n / 16)
     total = n_windows * n_steps + decode_units
 
@@ -363,10 +365,11 @@ def generate(bundle: Any, image: Any, wave: Any, sample_rate: int, *, seconds: f
                       reference=ref.image, flows=flows)
 
 
-def _plan(n: int, window: int, overlap: int | None) -> list[int]:
+def _plan(n: int, window: int, overlap: int | None, config: Any) -> list[int]:
     from .diffusion import plan_windows
+    from .diffusion.long_video import default_overlap
 
-    k = int(overlap if overlap is not None else max(1, window // 4))
+    k = int(overlap if overlap is not None else default_overlap(config, window))
     return plan_windows(n, window, k)
 
 

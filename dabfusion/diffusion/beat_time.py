@@ -130,14 +130,18 @@ def resample_cubic(values: torch.Tensor, positions: Any, dim: int = 0) -> torch.
     """``values`` read at fractional ``positions`` along ``dim`` with Catmull-Rom splines.
 
     Exact at integer positions (sample 0 stays the reference exactly), continuous first
-    derivative in between; the ends repeat the edge samples.
+    derivative in between; past the ends the spline continues the edge's straight line (ghost
+    samples ``2 v[0] - v[1]`` and ``2 v[-1] - v[-2]``).
     """
     n = values.shape[dim]
     if n < 3:
         return resample_linear(values, positions, dim)
+    first, last = values.narrow(dim, 0, 1), values.narrow(dim, n - 1, 1)
+    ghosts = (2 * first - values.narrow(dim, 1, 1), 2 * last - values.narrow(dim, n - 2, 1))
+    values = torch.cat([ghosts[0], values, ghosts[1]], dim=dim)  # sample k is now at k + 1
     p, i1 = _taps(positions, n)
     s = p - i1
-    idx = [np.clip(i1 + k, 0, n - 1) for k in (-1, 0, 1, 2)]
+    idx = [i1 + 1 + k for k in (-1, 0, 1, 2)]
     s2, s3 = s * s, s * s * s
     weights = [(-s3 + 2 * s2 - s) / 2, (3 * s3 - 5 * s2 + 2) / 2, (-3 * s3 + 4 * s2 + s) / 2, (s3 - s2) / 2]
     shape = [1] * values.dim()

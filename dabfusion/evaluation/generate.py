@@ -389,7 +389,9 @@ def generate_all(models: EvalModels, test: TestSet, clips: Sequence[TestClip], f
         for clip in clips:
             done: dict[int, np.ndarray] = {}
             for length in sorted(lengths, reverse=True):
-                src = next((ln for ln in done if prefix_is_exact(length, ln, model.window, settings.overlap)), None)
+                # beat-time models denoise a clip's windows together: a shorter clip is not a prefix
+                src = None if model.diffusion.config.in_beat_time else next(
+                    (ln for ln in done if prefix_is_exact(length, ln, model.window, settings.overlap)), None)
                 if src is not None:
                     done[length] = done[src][:length]
                     continue
