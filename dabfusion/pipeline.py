@@ -344,11 +344,9 @@ def generate(bundle: Any, image: Any, wave: Any, sample_rate: int, *, seconds: f
     from .diffusion import DEFAULT_STEPS
 
     n_steps = int(steps or DEFAULT_STEPS[steps_name])
-    config = bundle.diffusion.config
-    # a beat-time model denoises all its windows together: one pass of n_steps
-    n_windows = 1 if config.in_beat_time else len(_plan(n, bundle.window, overlap, config))
+    sampling = sampling_units(bundle, n, n_steps, overlap)
     decode_units = math.ceil(n / 16)
-    total = n_windows * n_steps + decode_units
+    total = sampling + decode_units
 
     def sampling_progress(done: int, _total: int) -> None:
         if progress is not None:
@@ -356,7 +354,7 @@ def generate(bundle: Any, image: Any, wave: Any, sample_rate: int, *, seconds: f
 
     def decoding_progress(done: int, _total: int) -> None:
         if progress is not None:
-            progress(n_windows * n_steps + done, total)
+            progress(sampling + done, total)
 
     flows = sample_flows(bundle, ref, music, n_frames=n, fps=fps, sampler=steps_name, steps=n_steps,
                          guidance=guidance, seed=seed, overlap=overlap, progress=sampling_progress)
@@ -365,12 +363,17 @@ def generate(bundle: Any, image: Any, wave: Any, sample_rate: int, *, seconds: f
                       reference=ref.image, flows=flows)
 
 
-def _plan(n: int, window: int, overlap: int | None, config: Any) -> list[int]:
+def sampling_units(bundle: Any, n_frames: int, steps: int, overlap: int | None) -> int:
+    """Progress units of sampling ``n_frames``: U-Net steps times windows in turn (frame time), or
+    the steps alone (beat time: all windows of the clip are denoised together)."""
     from .diffusion import plan_windows
     from .diffusion.long_video import default_overlap
 
-    k = int(overlap if overlap is not None else default_overlap(config, window))
-    return plan_windows(n, window, k)
+    config = bundle.diffusion.config
+    if config.in_beat_time:
+        return int(steps)
+    k = int(overlap if overlap is not None else default_overlap(config, bundle.window))
+    return len(plan_windows(int(n_frames), bundle.window, k)) * int(steps)
 
 
 def write_generation(path: str | os.PathLike, gen: Generation, *, metadata: Mapping[str, str] | None = None,

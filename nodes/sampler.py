@@ -34,7 +34,7 @@ class FlowDiffusionSampler:
                 "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
                                  "tooltip": "Random seed: the same seed gives the same dance."}),
                 "steps": ("INT", {"default": 25, "min": 1, "max": 1000,
-                                  "tooltip": "Denoising steps per window (dpm++: 15-30, ddim: 50, ddpm: 1000)."}),
+                                  "tooltip": "Denoising steps (dpm++: 15-30, ddim: 50, ddpm: 1000)."}),
                 "sampler": (list(SAMPLERS), {"default": "dpm++",
                                              "tooltip": "dpm++ (DPM-Solver++ 2M), ddim, or ddpm (the paper's)."}),
                 "guidance": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 20.0, "step": 0.1,
@@ -48,8 +48,9 @@ class FlowDiffusionSampler:
             },
             "optional": {
                 "overlap": ("INT", {"default": -1, "min": -1, "max": 256,
-                                    "tooltip": "Frames shared by consecutive windows of a long clip; -1 = a "
-                                               "quarter of the model's window."}),
+                                    "tooltip": "Samples shared by consecutive windows of a long clip (frames, "
+                                               "or beat-grid samples for a beat-time model); -1 = the model's "
+                                               "default (a quarter window; half for beat time)."}),
             },
         }
 
@@ -62,8 +63,7 @@ class FlowDiffusionSampler:
         return True
 
     def sample(self, model, latent, music, seed, steps, sampler, guidance, length, length_unit, fps, overlap=-1):
-        from dabfusion.diffusion import plan_windows
-        from dabfusion.pipeline import resolve_length, sample_flows
+        from dabfusion.pipeline import resolve_length, sample_flows, sampling_units
 
         fps = float(fps) or model.fps
         length = float(length)
@@ -79,11 +79,9 @@ class FlowDiffusionSampler:
             n = resolve_length(fps=fps, seconds=length)
         ov = None if int(overlap) < 0 else int(overlap)
         window = model.window
-        k = ov if ov is not None else max(1, window // 4)
-        if not 0 <= k < window:
-            raise DabFusionError(f"overlap must be between 0 and {window - 1} frames for this model, got {k}")
-        total = len(plan_windows(n, window, k)) * int(steps)
-        bar = compat.ProgressBar(total)
+        if ov is not None and not 0 <= ov < window:
+            raise DabFusionError(f"overlap must be between 0 and {window - 1} for this model, got {ov}")
+        bar = compat.ProgressBar(sampling_units(model, n, int(steps), ov))
         flows = sample_flows(model, latent, music, n_frames=n, fps=fps, sampler=sampler, steps=int(steps),
                              guidance=float(guidance), seed=int(seed), overlap=ov, progress=bar)
         return (flows,)

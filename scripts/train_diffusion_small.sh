@@ -14,6 +14,7 @@ DATA=${DATA:-data/synthdance}
 RUNS=${RUNS:-runs}
 FLOW_AE=${FLOW_AE:-$RUNS/demo/flow_ae/flow_ae.safetensors}   # scripts/train_demo_model.sh, step 2
 TRAIN=($PY -m training.train_diffusion --data "$DATA" --fps 30 --flow-ae "$FLOW_AE" --config small
+       --time-base frames --prediction-type epsilon --temporal-kernel 0   # the design of that time
        --batch-size 8 --threads 1 --no-progress)
 
 # with beat features: leg 1 is the demo model's diffusion run (scripts/train_demo_model.sh, step 3)

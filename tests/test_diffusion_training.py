@@ -181,6 +181,11 @@ def test_train_resume_exact_then_evaluate(world, tmp_path):
                                           "--init-weights", str(straight / "diffusion.safetensors")])
     w = load_file(warm["export"])
     assert all(torch.equal(a[k], w[k]) for k in a)
+    # a wall-clock budget: save, export and stop cleanly when it is spent (here: after the first step)
+    budget = train_diffusion.main(common + ["--out", str(tmp_path / "budget"), "--sample-every", "0", "--max-steps", "50",
+                                            "--max-minutes", "0.0001"])
+    assert budget["step"] == 1 and (tmp_path / "budget" / "diffusion.safetensors").is_file()
+    assert (tmp_path / "budget" / "checkpoints" / "step_00000001").is_dir()
     with pytest.raises(SystemExit, match="does not fit this model"):
         train_diffusion.main(common + ["--out", str(tmp_path / "bad"), "--no-beat-features",
                                        "--init-weights", str(straight / "diffusion.safetensors")])
@@ -188,6 +193,9 @@ def test_train_resume_exact_then_evaluate(world, tmp_path):
     assert header["config"]["flow_ae"]["weights_sha256"] and header["config"]["music_spec"]["global_dim"] == 12
     assert header["config"]["beat_features"] is True and header["config"]["beat_dim"] == 8
     assert header["config"]["flow_power"] == 0.5  # the trainer's default: companded flows
+    # and beat time, 4 beats of 8 samples, v-prediction, temporal convolutions (docs/diffusion_lab_log.md)
+    assert (header["config"]["time_base"], header["config"]["n_frames"]) == ("beats", 32)
+    assert header["config"]["prediction_type"] == "v_prediction" and header["config"]["temporal_kernel"] == 3
 
     res = evaluate_diffusion.main(["--data", str(world["data"]), "--flow-ae", str(world["ae_path"]), "--split", "paper",
                                    "--cache-dir", str(world["root"] / "cache"), "--fps", str(FPS),

@@ -219,7 +219,7 @@ class Evaluator:
             for k, c in enumerate(part):
                 video = render_video(self.flow_ae, c.z0, sample.flow[k], sample.occlusion[k])
                 out.append(Generated(video, sample.flow[k], sample.starts, sample.window, sample.overlap, seconds,
-                                     sample.borders))
+                                     sample.borders_of(k)))
         return out
 
     def wave(self, track: str, delay: float = 0.0) -> np.ndarray:

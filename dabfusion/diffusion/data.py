@@ -360,13 +360,24 @@ class BeatWindowDataset(Dataset):
         self.seed, self.epoch = int(seed), 0
         span = targets.spec.ref_span
         self.items, self.reach = [], []
+        short = 0
         for v, vt in enumerate(targets.videos):
             clock = music[vt.track].clock
             for j, r in enumerate(vt.refs):
                 u_ref = float(clock.phase(r / self.fps))
                 u_last = float(clock.phase((r + span - 1) / self.fps))
+                reach = int(np.floor((u_last - u_ref) * self.per + 1e-9)) - (self.n - 1)
+                if reach < 0:  # the cached span holds fewer beats than a window: its tail would be frozen
+                    short += 1
+                    continue
                 self.items.append((v, j))
-                self.reach.append(int(np.floor((u_last - u_ref) * self.per + 1e-9)) - (self.n - 1))
+                self.reach.append(reach)
+        if short:
+            log.warning("%d reference(s) whose cached span holds fewer than %d beats are left out of the beat-time "
+                        "windows; raise --ref-span", short, -(-self.n // self.per))
+        if not self.items:
+            raise DataError(f"No cached span holds a window of {self.n} samples ({self.n / self.per:g} beats); "
+                            "raise --ref-span or lower --n-frames.")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)

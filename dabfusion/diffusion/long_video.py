@@ -29,9 +29,10 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 import torch
 
-from .beat_time import BeatClock, BeatGrid, BeatMusic, resample_cubic
+from .beat_time import BeatClock, BeatGrid, BeatMusic, resample_cubic, resample_linear
 from .samplers import ProgressCallback, sample_sequence, sample_window
-from .schedule import DEFAULT_STEPS, canonical_sampler, from_model_space, identity_frame, volume_to_frames
+from .schedule import (DEFAULT_STEPS, canonical_sampler, frames_to_volume, from_model_space, identity_frame,
+                       to_model_space, volume_to_frames)
 
 
 class MusicSource(Protocol):
@@ -114,8 +115,12 @@ class LongSample:
     window: int
     overlap: int
     windows: list[torch.Tensor] = field(default_factory=list)  # raw per-window samples (debugging)
-    #: frame steps i -> i + 1 that cross a window border (where a seam would show)
-    borders: list[int] = field(default_factory=list)
+    #: frame steps i -> i + 1 that cross a window border (where a seam would show); for a batch of
+    #: beat-time clips one list per clip (each clip has its own tempo), else one list for all
+    borders: list = field(default_factory=list)
+
+    def borders_of(self, clip: int) -> list[int]:
+        return self.borders[clip] if self.borders and isinstance(self.borders[0], list) else self.borders
 
 
 def _stack_music(sources: Sequence[MusicSource | None], start: int, n: int, device: torch.device,
@@ -254,17 +259,26 @@ def _generate_in_beat_time(model: Any, *, z0: torch.Tensor, n_frames: int, sourc
     x = sample_sequence(model, z0=z0, length=length, starts=starts, window=win, music=music, beats=beats,
                         known=known, known_mask=mask, sampler=sampler, num_inference_steps=steps,
                         guidance_scale=guidance_scale, generator=generator, callback=callback)
-    frames, borders = [], []
+    # read the frames off the grid in flow space (training read its samples off the frames there too)
+    flow_s, occ_s = from_model_space(volume_to_frames(x), config.flow_scale, config.flow_power)  # [B, L, c, h, w]
+    flows, occs, borders = [], [], []
     for i, (t, g) in enumerate(zip(tracks, grids)):
         pos = g.frame_positions(t.origin if t is not None else 0.0, n_frames, fps)
-        frames.append(resample_cubic(x[i], pos, dim=1))
-        if i == 0:  # where a window begins or ends, in frame steps i -> i + 1 (pos[i] <= edge < pos[i + 1])
-            edges = sorted(set(starts[1:]) | {s + win - 1 for s in starts[:-1]})
-            steps_at = np.searchsorted(pos, edges, side="right") - 1
-            borders = sorted({int(j) for j in steps_at if 0 <= j < n_frames - 1})
-    out = torch.stack(frames)
-    flow, occ = from_model_space(volume_to_frames(out), config.flow_scale, config.flow_power)
-    return LongSample(x=out, flow=flow, occlusion=occ, starts=starts, window=win, overlap=k, borders=borders)
+        flows.append(resample_cubic(flow_s[i], pos))
+        occs.append(resample_linear(occ_s[i], pos).clamp(0, 1))
+        borders.append(_border_steps(pos, starts, win, n_frames))
+    flow, occ = torch.stack(flows), torch.stack(occs)
+    out = frames_to_volume(to_model_space(flow, occ, config.flow_scale, config.flow_power))
+    return LongSample(x=out, flow=flow, occlusion=occ, starts=starts, window=win, overlap=k,
+                      borders=borders if b > 1 else borders[0])
+
+
+def _border_steps(pos: np.ndarray, starts: Sequence[int], window: int, n_frames: int) -> list[int]:
+    """Frame steps ``i -> i + 1`` across which a window begins (``pos[i] < s <= pos[i + 1]``) or ends
+    (``pos[i] <= e < pos[i + 1]``), ``pos`` being each frame's fractional sample index."""
+    begin = np.searchsorted(pos, list(starts[1:]), side="left") - 1
+    end = np.searchsorted(pos, [s + window - 1 for s in starts[:-1]], side="right") - 1
+    return sorted({int(j) for j in np.concatenate([begin, end]) if 0 <= j < n_frames - 1})
 
 
 @torch.no_grad()

@@ -157,7 +157,7 @@ def sample_sequence(model: Any, *, z0: torch.Tensor, length: int, starts: list[i
                     known: torch.Tensor | None = None, known_mask: torch.Tensor | None = None,
                     sampler: str = "dpm++", num_inference_steps: int | None = None, guidance_scale: float = 1.0,
                     generator: torch.Generator | None = None, callback: ProgressCallback | None = None,
-                    step_offset: int = 0, total_steps: int | None = None) -> torch.Tensor:
+                    step_offset: int = 0, total_steps: int | None = None, max_windows: int = 32) -> torch.Tensor:
     """Sample one sequence of ``length`` samples with overlapping windows denoised *together*.
 
     At every step each window (``starts``, ``window`` samples each) is denoised by the U-Net and
@@ -167,7 +167,8 @@ def sample_sequence(model: Any, *, z0: torch.Tensor, length: int, starts: list[i
 
     ``music`` [B, n_windows, D] (one global vector per window); ``beats`` [B, length, F];
     ``known``/``known_mask`` [B, 3, length, h, w] / [B, length] (e.g. the reference at sample 0,
-    imposed by replacement). All windows of all clips run as one batch per step.
+    imposed by replacement). The windows of all clips run in batches of ``max_windows`` per step,
+    so a whole song keeps the memory of a few windows.
     """
     config = model.config
     device = next(model.parameters()).device
@@ -208,10 +209,16 @@ def sample_sequence(model: Any, *, z0: torch.Tensor, length: int, starts: list[i
         mask5 = known_mask[:, None, :, None, None]
         kn, km = windows_of(known, 2), windows_of(known_mask, 1)
         x = torch.where(mask5, noise_to(known, x, alpha_bar(scheduler, timesteps[0], x)), x)
+    def part(v: torch.Tensor | None, a: int) -> torch.Tensor | None:
+        return None if v is None else v[a:a + max_windows]
+
     for i, t in enumerate(timesteps):
         x_in = scheduler.scale_model_input(x, t)
-        out_w = guided_output(model, windows_of(x_in, 2), t.to(device), z0=z, music=m, beats=bt, known=kn,
-                              known_mask=km, guidance_scale=guidance_scale)  # [B*nw, 3, W, h, w]
+        xw = windows_of(x_in, 2)
+        out_w = torch.cat([  # [B*nw, 3, W, h, w], at most max_windows windows per U-Net call (bounded memory)
+            guided_output(model, xw[a:a + max_windows], t.to(device), z0=part(z, a), music=part(m, a),
+                          beats=part(bt, a), known=part(kn, a), known_mask=part(km, a), guidance_scale=guidance_scale)
+            for a in range(0, xw.shape[0], max_windows)])
         out_w = (out_w * wts.view(1, 1, -1, 1, 1)).unflatten(0, (b, nw))
         acc = torch.zeros(shape, device=device)
         for k in range(nw):

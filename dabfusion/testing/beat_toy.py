@@ -234,14 +234,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--time-base", choices=("frames", "beats"), default="beats")
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--n-samples", type=int, default=16)
-    p.add_argument("--prediction-type", default="epsilon")
+    p.add_argument("--prediction-type", default="v_prediction")
+    p.add_argument("--temporal-kernel", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     res = run_rung(Path(a.out), time_base=a.time_base, steps=a.steps, n_samples=a.n_samples, seed=a.seed,
-                   prediction_type=a.prediction_type)
+                   prediction_type=a.prediction_type, temporal_kernel=a.temporal_kernel)
     print(json.dumps({k: v for k, v in res.items() if k != "config"}, indent=1))
     return res
 

@@ -322,7 +322,7 @@ class StageTrainer:
             self.load(where)
 
     def _out_of_time(self, deadline: float) -> bool:
-        """Every process stops at the same step: the main process's clock decides."""
+        """Every process stops at the same step: the first process whose budget is spent stops them all."""
         late = time.monotonic() >= deadline
         if self.accelerator.num_processes == 1:
             return late
