@@ -258,7 +258,8 @@ class ModelBundle:
 
     @property
     def window(self) -> int:
-        """Frames the diffusion model generates at once (longer clips are made in windows)."""
+        """Samples the diffusion model denoises at once (longer clips are made in windows): video
+        frames, or beat-grid samples for a beat-time model."""
         return int(self.diffusion.config.n_frames)
 
     @property
@@ -276,8 +277,9 @@ class ModelBundle:
 
     def describe(self) -> str:
         c = self.diffusion.config
+        unit = f"samples ({c.samples_per_beat} per beat, beat time)" if c.in_beat_time else "frames"
         return (f"DabFusion model '{self.name}': {self.image_size}x{self.image_size} frames, windows of "
-                f"{self.window} frames at {self.fps:g} fps, latent {c.latent_channels}x{c.latent_size}x"
+                f"{self.window} {unit} at {self.fps:g} fps, latent {c.latent_channels}x{c.latent_size}x"
                 f"{c.latent_size}, music branches {[b['name'] for b in self.music.spec['branches']]}, on {self.device}")
 
 

@@ -152,3 +152,24 @@ def test_beat_windows_read_the_cached_flows_on_the_grid(tmp_path):
             torch.testing.assert_close(got, expect, atol=2e-3, rtol=0)
             assert (times * FPS - r).max() <= 59  # inside the cached span
     assert seen_first and seen_later
+
+
+def test_a_batch_of_two_tempi_keeps_each_clips_grid():
+    """Clips of one batch with different tempi: each has its own window borders, and each clip is
+    read off its own grid (frame 0 is its reference, the flows differ)."""
+    model = _model(BEAT_TINY.with_music(MusicEncoder.default().spec))
+    enc = MusicEncoder.default()
+    slow, fast = MusicWindows(enc, _track(80), SR, FPS), MusicWindows(enc, _track(150), SR, FPS)
+    out = generate_flows(model, z0=torch.randn(2, 16, 8, 8), n_frames=60, music=[slow, fast], num_inference_steps=2,
+                         guidance_scale=1.0, generator=torch.Generator().manual_seed(0))
+    b_slow, b_fast = out.borders_of(0), out.borders_of(1)
+    assert b_slow and b_fast and b_slow != b_fast
+    assert len(b_fast) > len(b_slow)  # more beats per second: more window borders per second
+    for k, music in enumerate((slow, fast)):
+        grid = music.beat_music().grid(60, BEAT_TINY.samples_per_beat)
+        pos = grid.frame_positions(0.0, 60, FPS)
+        edges = [s for s in out.starts[1:] if s <= pos[-1]]
+        for s in edges:  # every window start inside the clip shows up as a border step of this clip
+            i = int(np.searchsorted(pos, s, side="left")) - 1
+            assert i in out.borders_of(k), (k, s, i)
+        assert torch.equal(out.flow[k, 0], torch.zeros_like(out.flow[k, 0]))

@@ -415,20 +415,29 @@ class Evaluator:
         main_clips = [Clip(c.index, c.stem, c.track, c.gt[:length], c.z0) for c in clips]
         if "main" in todo:
             results["main"] = self.run_main(self.model, main_clips, length)
+            self.write(results)
         if "delay" in todo:
             results["delay"] = self.run_delay(main_clips, length)
+            self.write(results)
         if "samplers" in todo:
             one = [Clip(c.index, c.stem, c.track, c.gt[:sampler_length], c.z0) for c in clips[:args.sampler_videos]]
             results["samplers"] = self.run_samplers(one, sampler_length)
+            self.write(results)
         if "long" in todo:
             results["long"] = self.run_long(clips[:args.long_videos], long_length)
+            self.write(results)
         if "ablation" in todo and self.ablation is not None:
             results["ablation"] = self.run_main(self.ablation, main_clips, length, tag="nobeats")
+        print(self.write(results))
+        return results
+
+    def write(self, results: dict[str, Any]) -> str:
+        """results.json and report.md as they stand (after every experiment: a long run cut short keeps
+        what it measured)."""
         (self.out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default) + "\n")
         report = format_report(results)
         (self.out / "report.md").write_text(report)
-        print(report)
-        return results
+        return report
 
 
 # ------------------------------------------------------------------------------ measures

@@ -18,6 +18,12 @@ slightly blurred frame and drifts. We never change the reference:
 
 Frames past the requested length (the last window is never shortened, so its conditioning
 matches training) are generated and cut off.
+
+That is the frame-time path (the paper's models). A beat-time model (``config.time_base ==
+"beats"``, :mod:`.beat_time`) takes another: the whole clip is one sequence on the music's beat
+grid, its overlapping windows (half a window by default) are denoised together and blended at
+every step (:func:`.samplers.sample_sequence`), so no window continues another and there is no
+seam; the frames are then read off the grid. Only the reference (sample 0) is known.
 """
 
 from __future__ import annotations
@@ -147,9 +153,11 @@ def generate_flows(model: Any, *, z0: torch.Tensor, n_frames: int,
                    keep_windows: bool = False) -> LongSample:
     """Flows for ``n_frames`` frames from ``z0`` ([B, C, h, w]) and the music, in windows.
 
-    ``window`` defaults to the model's training length, ``overlap`` to a quarter of it (>= 1).
-    ``music``: one source for the batch or one per clip. ``callback(done, total)`` counts the
-    denoising steps of all windows.
+    ``window`` defaults to the model's training length, ``overlap`` to :func:`default_overlap`.
+    ``music``: one source for the batch or one per clip (a beat-time model needs
+    :class:`MusicWindows`: the music's beats set its time axis). ``callback(done, total)``
+    counts the denoising steps (of all windows in turn; of the joint sequence in beat time).
+    ``replace_known``, ``crossfade`` and ``keep_windows`` concern the frame-time path only.
     """
     config = model.config
     b = z0.shape[0]
