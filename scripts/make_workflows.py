@@ -231,8 +231,6 @@ def graphs() -> list[Graph]:
     c_nodes, c_links = _core_chain(2, 0.0, 8.0)
     c_nodes.insert(1, Node(2, "LoadImage", (0, 180), {"image": IMAGE}))
     for n in c_nodes:
-        if n.type == "DabFusionSampler":
-            n.widgets["overlap"] = 4
         if n.type == "DabFusionVideoCombine":
             n.widgets["filename_prefix"] = "DanceAnyBeat/long_dance"
     return [
@@ -246,9 +244,9 @@ def graphs() -> list[Graph]:
         Graph("dance_any_beat_long_video",
               "A long video: the whole track, made in overlapping windows that all warp the original image.",
               c_nodes, c_links,
-              _ABOUT + " Any length works: the sampler generates overlapping windows, each continuing the last, "
-              "all relative to the original reference (no chaining drift). Set 'length' (seconds) to what you "
-              "need; 0 = the whole music."),
+              _ABOUT + " Any length works: the sampler generates overlapping windows (the built-in model denoises "
+              "them together on the music's beat grid, so there are no seams), all relative to the original "
+              "reference (no chaining drift). Set 'length' (seconds) to what you need; 0 = the whole music."),
     ]
 
 

@@ -286,7 +286,7 @@ def test_every_widget_value_is_valid_for_its_node(name, demo):
 
 
 FAST = {"DabFusionSampler": {"steps": 2}, "DabFusionLoadMusic": {"duration": 1.0}}
-LONG = {"DabFusionSampler": {"steps": 1, "length": 1.5}}
+LONG = {"DabFusionSampler": {"steps": 1, "length": 4.0}}  # several windows of the beat-time demo model
 
 
 @pytest.mark.parametrize("name", NAMES)
