@@ -12,6 +12,7 @@ from dabfusion.diffusion.long_video import MusicWindows, StaticMusic
 from dabfusion.diffusion.samplers import sample_sequence, sample_window
 from dabfusion.diffusion.toy_data import click_track
 from dabfusion.music import MusicEncoder
+from dabfusion.testing.unets import random_unet
 
 torch.set_num_threads(1)
 SR = 22050
@@ -21,12 +22,7 @@ BEAT_TINY = PRESETS["tiny"].replace(time_base="beats", samples_per_beat=4, n_fra
 
 
 def _model(config, seed: int = 0) -> UNet3D:
-    model = UNet3D(config)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.1)
-    return model.eval()
+    return random_unet(config, seed)
 
 
 def test_clock_counts_beats_and_inverts():

@@ -8,18 +8,14 @@ import torch
 from dabfusion.diffusion import (PRESETS, UNet3D, frames_to_uint8, generate_flows, identity_frame, plan_windows,
                                  render_frames, render_video)
 from dabfusion.diffusion.long_video import StaticMusic, border_discontinuity
+from dabfusion.testing.unets import random_unet
 
 torch.set_num_threads(1)
 TINY = PRESETS["tiny"]  # 8-frame windows
 
 
 def _model(seed: int = 0) -> UNet3D:
-    model = UNet3D(TINY)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.1)
-    return model.eval()
+    return random_unet(TINY, seed)
 
 
 class Spy(torch.nn.Module):

@@ -9,6 +9,7 @@ from torch import nn
 from dabfusion.diffusion import PRESETS, UNet3D, make_scheduler, sample_window
 from dabfusion.diffusion.schedule import (DEFAULT_STEPS, from_model_space, needs_output_thresholding,
                                           supports_native_thresholding, to_model_space)
+from dabfusion.testing.unets import random_unet
 
 torch.set_num_threads(1)
 TINY = PRESETS["tiny"]
@@ -16,12 +17,7 @@ STEPS = {"ddpm": 12, "ddim": 5, "dpm++": 5}  # DDIM: steps must divide 1000 (see
 
 
 def _model(config=TINY, seed: int = 0) -> UNet3D:
-    model = UNet3D(config)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.1)
-    return model.eval()
+    return random_unet(config, seed)
 
 
 def _cond(b: int = 1, seed: int = 3) -> dict:

@@ -78,6 +78,21 @@ def level_after_step(scheduler: Any, index: int, t: torch.Tensor) -> float:
     return float(scheduler.alphas_cumprod[prev]) if prev >= 0 else 1.0
 
 
+def finish_step(scheduler: Any, config: Any, index: int, t: torch.Tensor, out: torch.Tensor, x_in: torch.Tensor,
+                x: torch.Tensor, *, threshold: bool, generator: torch.Generator | None, known: torch.Tensor | None,
+                mask5: torch.Tensor | None) -> torch.Tensor:
+    """One reverse step from the model output ``out``: thresholding where the scheduler cannot,
+    the scheduler's step, then the known entries replaced at the noise level reached (RePaint)."""
+    if threshold:
+        out = threshold_model_output(out, x_in, t, scheduler, config)
+    x = scheduler.step(out, t, x, generator=generator).prev_sample
+    if mask5 is not None and known is not None:
+        ab = level_after_step(scheduler, index, t)
+        fresh = randn(tuple(x.shape), generator, x.device) if ab < 1.0 else torch.zeros_like(x)
+        x = torch.where(mask5, noise_to(known, fresh, ab), x)
+    return x
+
+
 @torch.no_grad()
 def sample_window(model: Any, *, z0: torch.Tensor, n_frames: int | None = None, batch_size: int | None = None,
                   music: torch.Tensor | None = None, beats: torch.Tensor | None = None,
@@ -133,13 +148,8 @@ def sample_window(model: Any, *, z0: torch.Tensor, n_frames: int | None = None, 
         x_in = scheduler.scale_model_input(x, t)
         out = guided_output(model, x_in, t.to(device), z0=z0, music=music, beats=beats, known=known,
                             known_mask=known_mask, guidance_scale=guidance_scale)
-        if fallback_threshold:
-            out = threshold_model_output(out, x_in, t, scheduler, config)
-        x = scheduler.step(out, t, x, generator=generator).prev_sample
-        if mask5 is not None and replace_known:
-            ab = level_after_step(scheduler, i, t)
-            fresh = randn(shape, generator, device) if ab < 1.0 else torch.zeros_like(x)
-            x = torch.where(mask5, noise_to(known, fresh, ab), x)
+        x = finish_step(scheduler, config, i, t, out, x_in, x, threshold=fallback_threshold, generator=generator,
+                        known=known if replace_known else None, mask5=mask5)
         if callback is not None:
             callback(step_offset + i + 1, total)
     return x
@@ -224,13 +234,8 @@ def sample_sequence(model: Any, *, z0: torch.Tensor, length: int, starts: list[i
         for k in range(nw):
             acc[:, :, starts[k]:starts[k] + window] += out_w[:, k]
         out = acc / norm.view(1, 1, -1, 1, 1)
-        if fallback_threshold:
-            out = threshold_model_output(out, x_in, t, scheduler, config)
-        x = scheduler.step(out, t, x, generator=generator).prev_sample
-        if mask5 is not None:
-            ab = level_after_step(scheduler, i, t)
-            fresh = randn(shape, generator, device) if ab < 1.0 else torch.zeros_like(x)
-            x = torch.where(mask5, noise_to(known, fresh, ab), x)
+        x = finish_step(scheduler, config, i, t, out, x_in, x, threshold=fallback_threshold, generator=generator,
+                        known=known, mask5=mask5)
         if callback is not None:
             callback(step_offset + i + 1, total)
     return x
