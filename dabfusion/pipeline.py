@@ -400,7 +400,13 @@ def generate_video(image: str | os.PathLike, music: str | os.PathLike, out: str 
     out = Path(out)
     if out.suffix.lower() not in (".mp4", ".m4v", ".mov", ".mkv"):
         raise MediaError(f"the output must be a video file (.mp4), got {out}")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:  # before any work: a bad --out must not cost a whole generation, nor end in a traceback
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MediaError(f"cannot create the output folder {out.parent} ({e.strerror or e}): choose an --out "
+                         "in a folder you can write") from None
+    if not os.access(out.parent, os.W_OK):
+        raise MediaError(f"the output folder {out.parent} is not writable: choose an --out in a folder you can write")
     rgb, alpha = load_image_with_alpha(image)
     picture = rgb if alpha is None else np.concatenate([rgb, (alpha * 255 + 0.5).astype(np.uint8)[..., None]], -1)
     person = None

@@ -54,6 +54,7 @@ def test_generate_end_to_end_prints_the_path_last(inputs, capsys):
     (["--checkpoint", "{d}/no_model"], "not found"),
     (["--device", "tpu:7"], "device"),
     (["--device", "cuda:9"], "not available"),
+    (["--out", "/proc/forbidden/out.mp4"], "cannot create the output folder"),
 ])
 def test_user_errors_exit_2_with_one_message(inputs, capsys, args, message):
     d, bundle = inputs
