@@ -86,18 +86,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class ProgressBar:
-    """A tqdm bar on stderr driven by ``progress(done, total)`` calls."""
+    """A tqdm bar on stderr driven by ``progress(done, total)`` calls; outside a terminal (a log
+    file, CI) a plain line every tenth of the way instead of a redraw per step."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, stream=None) -> None:
         self.enabled, self.bar = enabled, None
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.last_tenth = -1
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled:
             return
+        if not self.tty:
+            tenth = int(10 * done / max(total, 1))
+            if tenth > self.last_tenth:
+                self.last_tenth = tenth
+                print(f"dancing: {10 * tenth}% ({done}/{total} steps)", file=self.stream, flush=True)
+            return
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc="dancing", unit="step", file=sys.stderr, dynamic_ncols=True)
+            self.bar = tqdm(total=total, desc="dancing", unit="step", file=self.stream, dynamic_ncols=True)
         self.bar.total = total
         self.bar.n = done
         self.bar.refresh()

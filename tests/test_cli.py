@@ -79,3 +79,17 @@ def test_module_entry_point_refuses_bad_input_without_traceback(inputs):
     bad = subprocess.run([sys.executable, "-m", "dabfusion", "generate", "--image", "a", "--music", "b",
                           "--out", "c", "--frames", "0"], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and "at least 1" in bad.stderr
+
+
+def test_progress_outside_a_terminal_is_a_few_lines():
+    import io
+
+    from dabfusion.__main__ import ProgressBar
+
+    log = io.StringIO()  # not a terminal
+    bar = ProgressBar(enabled=True, stream=log)
+    for i in range(1, 388):
+        bar(i, 387)
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert 5 <= len(lines) <= 11 and lines[-1] == "dancing: 100% (387/387 steps)"
