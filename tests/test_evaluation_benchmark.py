@@ -42,3 +42,18 @@ def test_bench_pipeline_smoke(tmp_path):
     assert text.count("| tiny |") == 4 and "measured" in text and "x" in text and "Speed-up" in text
     assert "torch " + torch.__version__ in text
     assert len(json.loads(raw.read_text())) == 4
+
+
+def test_every_eager_mode_sets_up_and_steps_on_cpu():
+    """Each benchmark mode's model and U-Net step run (the channels-last set-up once crashed on CUDA
+    with 'required rank 5 tensor to use channels_last_3d format'; the layout call is the same here)."""
+    bench = _load()
+    setup = bench.Setup("tiny", torch.device("cpu"))
+    for name, mode in bench.MODES.items():
+        if mode.compile:
+            continue  # needs a C++ toolchain for inductor on CPU; set up the same way otherwise
+        run = setup.step(setup.model_for(mode), mode)
+        run()
+        weight = setup.unet.init_frame.weight
+        assert weight.is_contiguous(memory_format=torch.channels_last if mode.channels_last
+                                    else torch.contiguous_format), name
