@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--config", default="small", help=f"preset ({', '.join(PRESETS)}) or a JSON file")
     m.add_argument("--time-base", choices=("beats", "frames"), default="beats",
                    help="beats: the model generates --samples-per-beat samples per music beat, read back at the "
-                        "video frames (motion timed by the music); frames: one sample per video frame (the paper's)")
+                        "video frames (motion timed by the music); frames: one sample per video frame (the paper's). "
+                        "Like --prediction-type and --temporal-kernel it overrides the --config's value")
     m.add_argument("--samples-per-beat", type=int, default=8)
     m.add_argument("--n-frames", type=int, default=None,
                    help="window length N: frames, or samples in beat time (default: the config's; beats: "
