@@ -97,7 +97,7 @@ def test_generation_in_beat_time_follows_the_music_path():
     assert torch.equal(a.flow, again.flow)  # same seed, same track: the same clip
     assert not torch.allclose(a.flow, other.flow, atol=1e-4)  # the music reaches the motion
     assert a.flow[0, 0].abs().max() == 0 and torch.allclose(a.occlusion[0, 0], torch.ones(1))  # frame 0 = reference
-    assert len(a.starts) >= 2 and a.borders and all(0 <= i < 49 for i in a.borders)
+    assert len(a.starts) >= 2 and a.borders[0] and all(0 <= i < 49 for i in a.borders[0])
     with pytest.raises(ValueError, match="MusicWindows"):
         generate_flows(model, z0=z0, n_frames=10, music=StaticMusic(torch.zeros(12)), num_inference_steps=2)
 
@@ -158,7 +158,7 @@ def test_a_batch_of_two_tempi_keeps_each_clips_grid():
     slow, fast = MusicWindows(enc, _track(80), SR, FPS), MusicWindows(enc, _track(150), SR, FPS)
     out = generate_flows(model, z0=torch.randn(2, 16, 8, 8), n_frames=60, music=[slow, fast], num_inference_steps=2,
                          guidance_scale=1.0, generator=torch.Generator().manual_seed(0))
-    b_slow, b_fast = out.borders_of(0), out.borders_of(1)
+    b_slow, b_fast = out.borders[0], out.borders[1]
     assert b_slow and b_fast and b_slow != b_fast
     assert len(b_fast) > len(b_slow)  # more beats per second: more window borders per second
     for k, music in enumerate((slow, fast)):
@@ -167,5 +167,5 @@ def test_a_batch_of_two_tempi_keeps_each_clips_grid():
         edges = [s for s in out.starts[1:] if s <= pos[-1]]
         for s in edges:  # every window start inside the clip shows up as a border step of this clip
             i = int(np.searchsorted(pos, s, side="left")) - 1
-            assert i in out.borders_of(k), (k, s, i)
+            assert i in out.borders[k], (k, s, i)
         assert torch.equal(out.flow[k, 0], torch.zeros_like(out.flow[k, 0]))

@@ -45,8 +45,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from dabfusion.data.dataset import frames_to_tensor
 from dabfusion.diffusion.checkpoint import flow_ae_identity, load_diffusion
-from dabfusion.diffusion.long_video import MusicWindows, border_discontinuity, generate_flows, render_video
+from dabfusion.diffusion.long_video import (MusicWindows, border_discontinuity, generate_flows, pad_front,
+                                           render_video)
 from dabfusion.diffusion.schedule import SAMPLERS
 from dabfusion.metrics.alignment import DEFAULT_SMOOTH_SIGMA, beat_alignment_score, kinematic_beats, smooth_gaussian
 from dabfusion.metrics.av_align import av_align
@@ -169,7 +171,7 @@ class Evaluator:
             frames = np.asarray(self.videos.video_frames(i)[:length])
             rec = self.videos.videos[i].record
             out.append(Clip(i, rec.name.stem, rec.name.music, frames,
-                            self.flow_ae.encode(to_float_frames(frames[:1])).float()))
+                            self.flow_ae.encode(frames_to_tensor(frames[:1])).float()))
         if not out:
             raise SystemExit(f"no held-out video has {length} frames at {self.fps:g} fps; lower --seconds")
         return out
@@ -187,7 +189,7 @@ class Evaluator:
     def reconstruct(self, clip: Clip, chunk: int = 16) -> np.ndarray:
         """The clip re-drawn from the flow AE's own flows of its true frames: what a generator that got
         every flow right would show (the ceiling of the generated clips' scores)."""
-        frames = to_float_frames(clip.gt)
+        frames = frames_to_tensor(clip.gt)
         ref = frames[:1]
         flows, occs = [], []
         for i in range(0, frames.shape[0], chunk):
@@ -219,14 +221,12 @@ class Evaluator:
             for k, c in enumerate(part):
                 video = render_video(self.flow_ae, c.z0, sample.flow[k], sample.occlusion[k])
                 out.append(Generated(video, sample.flow[k], sample.starts, sample.window, sample.overlap, seconds,
-                                     sample.borders_of(k)))
+                                     sample.borders[k]))
         return out
 
     def wave(self, track: str, delay: float = 0.0) -> np.ndarray:
         w = self.bank.tracks[track]
-        if delay > 0:
-            w = np.concatenate([np.zeros(int(round(delay * self.bank.sample_rate)), np.float32), w])
-        return w
+        return pad_front(w, delay, self.bank.sample_rate) if delay > 0 else w
 
     def alignment(self, video: np.ndarray, track: str, *,
                   delay: float = 0.0) -> tuple[dict[str, float], MMAlignResult]:
@@ -441,11 +441,6 @@ class Evaluator:
 
 
 # ------------------------------------------------------------------------------ measures
-
-
-def to_float_frames(frames: np.ndarray) -> torch.Tensor:
-    """uint8 ``[N, H, W, 3]`` -> float ``[N, 3, H, W]`` in 0..1 (the flow AE's input)."""
-    return torch.from_numpy(np.moveaxis(np.asarray(frames), -1, 1).copy()).float() / 255.0
 
 
 def prefixed(prefix: str, scores: dict[str, float]) -> dict[str, float]:

@@ -35,6 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from dabfusion.data.dataset import frames_to_tensor
 from dabfusion.diffusion.checkpoint import flow_ae_identity, save_diffusion
 from dabfusion.diffusion.config import PRESETS, DiffusionConfig, get_config
 from dabfusion.diffusion.data import (BeatWindowDataset, FlowWindowDataset, TargetSpec, build_flow_targets,
@@ -148,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--max-known", type=int, default=None, help="longest known prefix (default: N/2)")
     r = p.add_argument_group("output")
     add_common_training_args(
-        r, ("--out", "--resume", "--init-weights", "--stop-at-step", "--max-minutes", "--checkpoint-every", "--keep-checkpoints", "--sample-every",
-            "--num-samples"),
+        r, ("--out", "--resume", "--init-weights", "--stop-at-step", "--max-minutes", "--checkpoint-every",
+            "--keep-checkpoints", "--sample-every", "--num-samples"),
         stop_at_step={"help": "save and exit at this step (resume later)"},
         sample_every={"default": 1000, "help": "steps between sample videos (0: off)"},
         num_samples={"default": 2, "help": "videos per sample round"})
@@ -312,7 +313,7 @@ class Trainer(StageTrainer):
             rec = src.videos[vi]
             gt = np.asarray(src.video_frames(vi)[:frames_total])
             length = gt.shape[0]
-            ref = torch.from_numpy(np.moveaxis(gt[:1], -1, 1).copy()).float() / 255.0
+            ref = frames_to_tensor(gt[:1])
             z0 = self.flow_ae.encode(ref).float()
             track = rec.record.name.music
             music = MusicWindows(self.encoder, self.data.bank.tracks[track], self.data.bank.sample_rate, self.args.fps)

@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="weight of each equivariance term (shift, affine); 0 disables them")
     r = p.add_argument_group("output")
     add_common_training_args(
-        r, ("--out", "--resume", "--stop-at-step", "--max-minutes", "--checkpoint-every", "--keep-checkpoints", "--sample-every",
+        r, ("--out", "--resume", "--stop-at-step", "--max-minutes", "--checkpoint-every", "--keep-checkpoints",
+            "--sample-every",
             "--log-every", "--num-samples", "--threads", "--no-progress"),
         stop_at_step={"help": "save and exit once this step is reached (the schedule still spans the whole run); "
                               "continue later with --resume"},

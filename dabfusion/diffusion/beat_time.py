@@ -81,13 +81,13 @@ class BeatGrid:
     n_samples: int
 
     @classmethod
-    def for_clip(cls, clock: BeatClock, start: float, n_frames: int, fps: float, samples_per_beat: int,
-                 min_samples: int = 1) -> "BeatGrid":
+    def for_clip(cls, clock: BeatClock, start: float, n_frames: int, fps: float,
+                 samples_per_beat: int) -> "BeatGrid":
         """Enough samples to cover frames ``start + i / fps`` (track time), plus one for the cubic."""
         u0 = float(clock.phase(start))
         u_end = float(clock.phase(start + (max(int(n_frames), 1) - 1) / float(fps)))
         n = int(math.floor((u_end - u0) * samples_per_beat + 1e-9)) + 2
-        return cls(clock, u0, int(samples_per_beat), max(n, int(min_samples)))
+        return cls(clock, u0, int(samples_per_beat), n)
 
     def phases(self, first: int = 0, count: int | None = None) -> np.ndarray:
         count = self.n_samples - first if count is None else int(count)
@@ -201,5 +201,5 @@ class BeatMusic:
                                                          start=start).global_vec
         return vec
 
-    def grid(self, n_frames: int, samples_per_beat: int, min_samples: int = 1) -> BeatGrid:
-        return BeatGrid.for_clip(self.clock, self.origin, n_frames, self.fps, samples_per_beat, min_samples)
+    def grid(self, n_frames: int, samples_per_beat: int) -> BeatGrid:
+        return BeatGrid.for_clip(self.clock, self.origin, n_frames, self.fps, samples_per_beat)

@@ -65,10 +65,7 @@ class MusicWindows:
         t0 = self.offset + start / self.fps
         wave = self.wave
         if t0 < 0:  # encode() wants start >= 0: pad the front with silence instead
-            pad = int(round(-t0 * self.sample_rate))
-            arr = np.asarray(wave, dtype=np.float32)
-            wave = np.concatenate([np.zeros(arr.shape[:-1] + (pad,), np.float32), arr], axis=-1)
-            t0 = 0.0
+            wave, t0 = pad_front(wave, -t0, self.sample_rate), 0.0
         emb = self.encoder.encode(wave, self.sample_rate, n_frames=n_frames, fps=self.fps, start=t0)
         return emb.as_torch()
 
@@ -76,11 +73,15 @@ class MusicWindows:
         """The track in beat time, for beat-time models (a delayed clip's track starts with silence)."""
         wave, origin = self.wave, self.offset
         if origin < 0:
-            pad = int(round(-origin * self.sample_rate))
-            arr = np.asarray(wave, dtype=np.float32)
-            wave = np.concatenate([np.zeros(arr.shape[:-1] + (pad,), np.float32), arr], axis=-1)
-            origin = 0.0
+            wave, origin = pad_front(wave, -origin, self.sample_rate), 0.0
         return BeatMusic(self.encoder, wave, self.sample_rate, self.fps, origin)
+
+
+def pad_front(wave: Any, seconds: float, sample_rate: int) -> np.ndarray:
+    """``wave`` (``[S]`` or ``[C, S]``) after ``seconds`` of silence: the music delayed."""
+    arr = np.asarray(wave, dtype=np.float32)
+    pad = int(round(seconds * sample_rate))
+    return np.concatenate([np.zeros(arr.shape[:-1] + (pad,), np.float32), arr], axis=-1)
 
 
 class StaticMusic:
@@ -121,12 +122,9 @@ class LongSample:
     window: int
     overlap: int
     windows: list[torch.Tensor] = field(default_factory=list)  # raw per-window samples (debugging)
-    #: frame steps i -> i + 1 that cross a window border (where a seam would show); for a batch of
-    #: beat-time clips one list per clip (each clip has its own tempo), else one list for all
-    borders: list = field(default_factory=list)
-
-    def borders_of(self, clip: int) -> list[int]:
-        return self.borders[clip] if self.borders and isinstance(self.borders[0], list) else self.borders
+    #: per clip, the frame steps i -> i + 1 that cross a window border (where a seam would show;
+    #: in beat time each clip's tempo puts them elsewhere)
+    borders: list[list[int]] = field(default_factory=list)
 
 
 def _stack_music(sources: Sequence[MusicSource | None], start: int, n: int, device: torch.device,
@@ -212,7 +210,7 @@ def generate_flows(model: Any, *, z0: torch.Tensor, n_frames: int,
     flow, occ = from_model_space(volume_to_frames(out), config.flow_scale, config.flow_power)
     borders = [s + k - 1 for s in starts[1:] if s + k - 1 < n_frames - 1]
     return LongSample(x=out, flow=flow, occlusion=occ, starts=starts, window=win, overlap=k, windows=raw,
-                      borders=borders)
+                      borders=[borders] * b)
 
 
 def default_overlap(config: Any, window: int) -> int:
@@ -277,8 +275,7 @@ def _generate_in_beat_time(model: Any, *, z0: torch.Tensor, n_frames: int, sourc
         borders.append(_border_steps(pos, starts, win, n_frames))
     flow, occ = torch.stack(flows), torch.stack(occs)
     out = frames_to_volume(to_model_space(flow, occ, config.flow_scale, config.flow_power))
-    return LongSample(x=out, flow=flow, occlusion=occ, starts=starts, window=win, overlap=k,
-                      borders=borders if b > 1 else borders[0])
+    return LongSample(x=out, flow=flow, occlusion=occ, starts=starts, window=win, overlap=k, borders=borders)
 
 
 def _border_steps(pos: np.ndarray, starts: Sequence[int], window: int, n_frames: int) -> list[int]:
@@ -326,7 +323,7 @@ def frames_to_uint8(frames: torch.Tensor) -> np.ndarray:
 def border_discontinuity(flow: torch.Tensor, borders: Sequence[int]) -> dict[str, float]:
     """Mean |flow[i+1] - flow[i]| at window borders vs within windows (frame-major ``[L, 2, h, w]``).
 
-    ``borders`` (:attr:`LongSample.borders`): the steps ``i -> i + 1`` where a window begins or
+    ``borders`` (one clip's :attr:`LongSample.borders`): the steps ``i -> i + 1`` where a window begins or
     ends - for continued windows the step from the last known frame to the first new one, where a
     continuation that ignored its prefix would jump.
     """

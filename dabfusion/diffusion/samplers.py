@@ -78,6 +78,24 @@ def level_after_step(scheduler: Any, index: int, t: torch.Tensor) -> float:
     return float(scheduler.alphas_cumprod[prev]) if prev >= 0 else 1.0
 
 
+def prepare_scheduler(config: Any, sampler: str, num_inference_steps: int | None, device: torch.device,
+                      scheduler: Any = None) -> tuple[Any, bool]:
+    """A scheduler with its timesteps set (``scheduler`` overrides the one made from ``sampler``),
+    and whether the model output must be thresholded here because the scheduler cannot."""
+    if scheduler is None:
+        name = canonical_sampler(sampler)
+        scheduler = make_scheduler(config, name)
+        steps = int(num_inference_steps or DEFAULT_STEPS[name])
+    else:
+        steps = int(num_inference_steps or len(getattr(scheduler, "timesteps", [])) or 50)
+    if type(scheduler).__name__.startswith("DDIM") and scheduler.config.num_train_timesteps % steps:
+        log.warning("DDIM with %d steps: %d is not a multiple of it, so the last step stops short of "
+                    "t = 0 (diffusers steps t -> t - T // steps); use e.g. 20, 25, 40, 50", steps,
+                    scheduler.config.num_train_timesteps)
+    scheduler.set_timesteps(steps, device=device)
+    return scheduler, needs_output_thresholding(scheduler, config)
+
+
 def finish_step(scheduler: Any, config: Any, index: int, t: torch.Tensor, out: torch.Tensor, x_in: torch.Tensor,
                 x: torch.Tensor, *, threshold: bool, generator: torch.Generator | None, known: torch.Tensor | None,
                 mask5: torch.Tensor | None) -> torch.Tensor:
@@ -112,20 +130,9 @@ def sample_window(model: Any, *, z0: torch.Tensor, n_frames: int | None = None, 
     n = int(n_frames or (known.shape[2] if known is not None else config.n_frames))
     b = int(batch_size or max(z0.shape[0], music.shape[0] if music is not None else 1))
     size = config.latent_size
-    if scheduler is None:
-        name = canonical_sampler(sampler)
-        scheduler = make_scheduler(config, name)
-        steps = int(num_inference_steps or DEFAULT_STEPS[name])
-    else:
-        steps = int(num_inference_steps or len(getattr(scheduler, "timesteps", [])) or 50)
-    if type(scheduler).__name__.startswith("DDIM") and scheduler.config.num_train_timesteps % steps:
-        log.warning("DDIM with %d steps: %d is not a multiple of it, so the last step stops short of "
-                    "t = 0 (diffusers steps t -> t - T // steps); use e.g. 20, 25, 40, 50", steps,
-                    scheduler.config.num_train_timesteps)
-    scheduler.set_timesteps(steps, device=device)
+    scheduler, fallback_threshold = prepare_scheduler(config, sampler, num_inference_steps, device, scheduler)
     timesteps = scheduler.timesteps
     total = total_steps if total_steps is not None else len(timesteps)
-    fallback_threshold = needs_output_thresholding(scheduler, config)
 
     z0 = z0.to(device)
     music = None if music is None else music.to(device, torch.float32)
@@ -186,13 +193,9 @@ def sample_sequence(model: Any, *, z0: torch.Tensor, length: int, starts: list[i
     nw = len(starts)
     if starts[-1] + window != length or starts[0] != 0:
         raise ValueError(f"windows {starts} of {window} must tile [0, {length})")
-    name = canonical_sampler(sampler)
-    scheduler = make_scheduler(config, name)
-    steps = int(num_inference_steps or DEFAULT_STEPS[name])
-    scheduler.set_timesteps(steps, device=device)
+    scheduler, fallback_threshold = prepare_scheduler(config, sampler, num_inference_steps, device)
     timesteps = scheduler.timesteps
     total = total_steps if total_steps is not None else len(timesteps)
-    fallback_threshold = needs_output_thresholding(scheduler, config)
     size = config.latent_size
     shape = (b, 3, length, size, size)
     idx = torch.stack([torch.arange(s, s + window) for s in starts]).to(device)  # [nw, W]
@@ -219,6 +222,7 @@ def sample_sequence(model: Any, *, z0: torch.Tensor, length: int, starts: list[i
         mask5 = known_mask[:, None, :, None, None]
         kn, km = windows_of(known, 2), windows_of(known_mask, 1)
         x = torch.where(mask5, noise_to(known, x, alpha_bar(scheduler, timesteps[0], x)), x)
+
     def part(v: torch.Tensor | None, a: int) -> torch.Tensor | None:
         return None if v is None else v[a:a + max_windows]
 

@@ -20,7 +20,8 @@ from typing import Any
 _EXPORTS = {
     "MusicEncoder": "encoder", "MusicEmbedding": "encoder", "check_compatible": "encoder",
     "spec_hash": "encoder",
-    "analyze_beats": "beats", "frame_beat_features": "beats", "beat_features_at": "beats", "global_beat_vector": "beats",
+    "analyze_beats": "beats", "frame_beat_features": "beats", "beat_features_at": "beats",
+    "global_beat_vector": "beats",
     "BeatAnalysis": "beats", "FRAME_COLUMNS": "beats", "GLOBAL_COLUMNS": "beats",
     "f_measure": "beats",
     "load_clap_audio": "clap_branch", "ClapAudioEncoder": "clap_branch",

@@ -122,7 +122,7 @@ def tiny_config(time_base: str, n_samples: int, **kw: Any):
     return config.with_music(MusicEncoder.default().spec)
 
 
-def build_dataset(config, targets, tracks: list[ToyTrack], encoder, cache: Path):
+def build_dataset(config, targets, tracks: list[ToyTrack], encoder):
     from ..diffusion.beat_time import BeatMusic
     from ..diffusion.data import BeatWindowDataset, FlowWindowDataset, build_music_table, needed_music_starts
 
@@ -217,7 +217,7 @@ def run_rung(root: Path, *, time_base: str = "beats", steps: int = 600, seconds:
     targets = write_targets(root / "targets", train_tracks, duration=duration, channels=config.latent_channels,
                             n_frames=n_samples if time_base == "frames" else 1, ref_span=span,
                             ref_hop=max(1, span // 4))
-    ds = build_dataset(config, targets, train_tracks, encoder, root)
+    ds = build_dataset(config, targets, train_tracks, encoder)
     t0 = time.perf_counter()
     model, losses = train(config, ds, steps=steps, seed=seed)
     t_train = time.perf_counter() - t0
