@@ -15,7 +15,7 @@ import soundfile as sf
 from PIL import Image
 
 from dabfusion.__main__ import EXIT_USER_ERROR, main
-from dabfusion.random_bundle import make_random_bundle
+from dabfusion.testing.random_bundle import make_random_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "dabfusion" / "assets" / "examples"

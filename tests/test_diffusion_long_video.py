@@ -154,7 +154,7 @@ def test_music_windows_follow_the_music_time():
     import numpy as np
 
     from dabfusion.diffusion import MusicWindows
-    from dabfusion.diffusion.toy_data import click_track
+    from dabfusion.testing.dance_toy import click_track
     from dabfusion.music import MusicEncoder
 
     enc = MusicEncoder.default()

@@ -1,6 +1,6 @@
 """Flow targets cached once, training windows, the loss going down, and the two scripts end to end.
 
-Runs on the toy AIST++-layout set of :mod:`dabfusion.diffusion.toy_data` (click tracks, a square
+Runs on the toy AIST++-layout set of :mod:`dabfusion.testing.dance_toy` (click tracks, a square
 turning on the beat) with a tiny flow AE of random weights.
 """
 
@@ -16,7 +16,7 @@ from dabfusion.diffusion import PRESETS, UNet3D, flow_ae_identity, training_sche
 from dabfusion.diffusion.data import (FlowWindowDataset, TargetSpec, build_flow_targets, build_music_table,
                                       collate, needed_music_starts)
 from dabfusion.diffusion.losses import diffusion_loss
-from dabfusion.diffusion.toy_data import write_toy_dataset
+from dabfusion.testing.dance_toy import write_toy_dataset
 from dabfusion.flow_ae import FlowAE, FlowAutoEncoder, save_flow_ae
 from dabfusion.flow_ae import get_config as flow_ae_config
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from dabfusion.evaluation import testing
+from dabfusion.testing import eval_weights as testing
 
 ROOT = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from dabfusion.errors import ModelFileError
-from dabfusion.evaluation import testing
+from dabfusion.testing import eval_weights as testing
 
 torch.set_num_threads(1)
 

@@ -10,7 +10,7 @@ import torch
 from dabfusion.errors import ConfigMismatchError
 from dabfusion.flow_ae import PRESETS, FlowAutoEncoder
 from dabfusion.flow_ae.losses import FlowAELoss, LossConfig, build_reconstruction_loss
-from dabfusion.flow_ae.toy_data import ShapesPairDataset
+from dabfusion.testing.shapes_toy import ShapesPairDataset
 from dabfusion.training_utils import find_latest_state, load_training_state
 
 train_flow_ae = pytest.importorskip("training.train_flow_ae")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dabfusion.diffusion.toy_data import render_video
+from dabfusion.testing.dance_toy import render_video
 from dabfusion.metrics.av_align import (audio_peaks, av_align, av_align_iou, count_hits, reference_trajectory,
                                         video_peaks, video_peaks_from_trajectory)
 
@@ -67,7 +67,7 @@ def _bursts(n: int, centres: list[int], size: int = 64) -> np.ndarray:
 
 
 def _clicks(times: np.ndarray, seconds: float) -> np.ndarray:
-    from dabfusion.diffusion.toy_data import click_track
+    from dabfusion.testing.dance_toy import click_track
 
     wave = np.zeros(int(seconds * SR), np.float32)
     one = click_track(60.0, 1.0, lead_in=0.0)[: int(0.05 * SR)]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dabfusion.diffusion.toy_data import beat_times, click_track, dancer_positions, render_video
+from dabfusion.testing.dance_toy import beat_times, click_track, dancer_positions, render_video
 from dabfusion.metrics.alignment import kinematic_beats
 from dabfusion.metrics.mm_align import circular_phase_shift, clip_beats_in_frames, estimate_lag, mm_align
 from dabfusion.metrics.optical_flow_motion import as_uint8_frames, motion_speed, speed_from_magnitudes

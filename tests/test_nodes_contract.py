@@ -19,7 +19,7 @@ import torch
 
 from dabfusion.model_bundle import ModelBundle
 from dabfusion.pipeline import FlowLatent, MusicClip, ReferenceLatent
-from dabfusion.random_bundle import make_random_bundle
+from dabfusion.testing.random_bundle import make_random_bundle
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]

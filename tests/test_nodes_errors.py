@@ -11,7 +11,7 @@ from pack_loader import load_pack as load_pack_as
 import torch
 
 from dabfusion.errors import DabFusionError, MediaError, ModelFileError
-from dabfusion.random_bundle import make_random_bundle
+from dabfusion.testing.random_bundle import make_random_bundle
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ import torch
 from dabfusion import pipeline as P
 from dabfusion.errors import ConfigMismatchError, DabFusionError, MediaError, ModelFileError
 from dabfusion.model_bundle import find_bundle_files, load_bundle, load_bundle_cached
-from dabfusion.random_bundle import make_random_bundle
+from dabfusion.testing.random_bundle import make_random_bundle
 
 torch.set_num_threads(1)
 SR = 22050

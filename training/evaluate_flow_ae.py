@@ -90,7 +90,7 @@ class VideoSource:
     def __init__(self, args: argparse.Namespace, part: str, size: int) -> None:
         self.part = part
         if args.data.startswith("shapes"):
-            from dabfusion.flow_ae.toy_data import render_shapes_frame
+            from dabfusion.testing.shapes_toy import render_shapes_frame
 
             n = int(args.data.split(":", 1)[1]) if ":" in args.data else 16
             # toy "test" videos use another seed than training (see train_flow_ae.build_datasets)

@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 def build_datasets(args: argparse.Namespace, size: int) -> tuple[Any, Any, dict[str, Any]]:
     """(train pairs, sample/held-out pairs or None, description)."""
     if args.data.startswith("shapes"):
-        from dabfusion.flow_ae.toy_data import ShapesPairDataset
+        from dabfusion.testing.shapes_toy import ShapesPairDataset
 
         n = int(args.data.split(":", 1)[1]) if ":" in args.data else 16
         train = ShapesPairDataset(n, size, pairs_per_video=args.pairs_per_video, seed=args.seed)

@@ -5,7 +5,7 @@
 - :mod:`.tables`: aggregation per camera, genre, length and beat ablation; CSV, Markdown, PNG;
 - :mod:`.frechet`, :mod:`.fvd`, :mod:`.i3d`: FVD and its Frechet distance;
 - :mod:`.lpips`, :mod:`.clip_score`: the metrics whose networks load from users' weight files
-  (:mod:`.weights` names them and says where they come from; :mod:`.testing` writes random-weight
+  (:mod:`.weights` names them and says where they come from; :mod:`dabfusion.testing.eval_weights` writes random-weight
   files in the official layouts, for tests and installation checks).
 
 Submodules are imported on use, so importing this package is cheap.

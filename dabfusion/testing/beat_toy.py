@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..diffusion.beat_time import BeatClock
-from ..diffusion.toy_data import click_track
+from .dance_toy import click_track
 
 SAMPLE_RATE = 22050
 FPS = 20.0

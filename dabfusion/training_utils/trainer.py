@@ -31,7 +31,7 @@ import torch
 from .csv_log import CSVLogger
 from .ema import EMA
 from .plots import plot_loss_curves
-from .sampler import ResumableBatchSampler
+from .batch_order import ResumableBatchSampler
 from .schedule import StepLRSchedule
 from .state import (capture_rng_state, find_latest_state, load_training_state, restore_rng_state,
                     save_training_state)

@@ -4,7 +4,7 @@ It generates nonsense motion, but every file, config, provenance record and chec
 one: tests of the pipeline, the CLI, the nodes and the workflows load it through the same
 loader as a trained model, in well under a second. Also handy to smoke-test an installation::
 
-    python -c "from dabfusion.random_bundle import make_random_bundle; print(make_random_bundle('/tmp/rb'))"
+    python -c "from dabfusion.testing.random_bundle import make_random_bundle; print(make_random_bundle('/tmp/rb'))"
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ def make_random_bundle(out_dir: str | os.PathLike, *, preset: str = "tiny", musi
     """
     import torch
 
-    from .diffusion import PRESETS as DIFF_PRESETS
-    from .diffusion import UNet3D, flow_ae_identity, save_diffusion
-    from .flow_ae import FlowAutoEncoder, get_config, save_flow_ae
-    from .model_bundle import write_bundle
-    from .music import MusicEncoder
+    from ..diffusion import PRESETS as DIFF_PRESETS
+    from ..diffusion import UNet3D, flow_ae_identity, save_diffusion
+    from ..flow_ae import FlowAutoEncoder, get_config, save_flow_ae
+    from ..model_bundle import write_bundle
+    from ..music import MusicEncoder
 
     if music not in MUSIC_CHOICES:
         raise ValueError(f"music must be one of {MUSIC_CHOICES}, got {music!r}")
@@ -47,8 +47,8 @@ def make_random_bundle(out_dir: str | os.PathLike, *, preset: str = "tiny", musi
     elif music == "mel":
         encoder = MusicEncoder(mel=True)
     else:
-        from .music.adapters import AdapterConfig, MusicAdapter
-        from .music.mel_branch import MelStatsEncoder
+        from ..music.adapters import AdapterConfig, MusicAdapter
+        from ..music.mel_branch import MelStatsEncoder
 
         mel = MelStatsEncoder()
         adapter = MusicAdapter(AdapterConfig(branch="mel", in_dim=mel.dim, hidden=16, out_dim=8,

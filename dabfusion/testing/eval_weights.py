@@ -4,7 +4,7 @@ The tests cannot download I3D, LPIPS or CLIP, so they build the real networks wi
 weights, save them exactly as the official files are laid out and load them back through the
 real loaders. Handy to smoke-test an installation too::
 
-    python -c "from dabfusion.evaluation.testing import write_all; print(write_all('/tmp/eval_weights'))"
+    python -c "from dabfusion.testing.eval_weights import write_all; print(write_all('/tmp/eval_weights'))"
 
 The numbers such weights give mean nothing; only the plumbing is real.
 """
@@ -21,7 +21,7 @@ import torch
 
 def write_random_i3d(path: str | os.PathLike, seed: int = 0) -> Path:
     """``rgb_imagenet.pt`` layout: a flat state dict of piergiaj's InceptionI3d (about 51 MB)."""
-    from .i3d import InceptionI3d
+    from ..evaluation.i3d import InceptionI3d
 
     torch.manual_seed(seed)
     p = Path(path)
@@ -39,7 +39,7 @@ def write_random_lpips(folder: str | os.PathLike, net: str = "alex", seed: int =
     """
     import torchvision
 
-    from .lpips import NETS
+    from ..evaluation.lpips import NETS
 
     torch.manual_seed(seed)
     builder, _, chans, backbone_name = NETS[net]
