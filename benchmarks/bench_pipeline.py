@@ -53,7 +53,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dabfusion.diffusion import (PRESETS, StaticMusic, UNet3D, count_parameters,  # noqa: E402
-                                 estimate_gflops, generate_flows, plan_windows, render_frames)
+                                 estimate_gflops, generate_flows, plan_windows)
+from dabfusion.flow_ae import render_frames  # noqa: E402
 from dabfusion.diffusion.samplers import guided_output  # noqa: E402
 from dabfusion.flow_ae import FlowAE, FlowAutoEncoder  # noqa: E402
 from dabfusion.flow_ae import get_config as flow_ae_config  # noqa: E402

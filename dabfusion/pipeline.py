@@ -304,7 +304,7 @@ def sample_flows(bundle: Any, ref: ReferenceLatent, music: MusicClip, *, n_frame
 def decode_frames(bundle: Any, ref: ReferenceLatent, flows: FlowLatent, *, chunk: int = 16,
                   progress: Progress | None = None) -> np.ndarray:
     """``decode(warp(z0, flow_i, occlusion_i))`` for every frame: uint8 ``[N, S, S, 3]``."""
-    from .diffusion import render_video
+    from .flow_ae import render_video
 
     _check_same_model(bundle, ref)
     n = flows.n_frames

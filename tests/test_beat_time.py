@@ -8,7 +8,7 @@ import torch
 
 from dabfusion.diffusion import PRESETS, UNet3D, generate_flows, identity_frame
 from dabfusion.diffusion.beat_time import BeatClock, BeatGrid, BeatMusic, resample_cubic, resample_linear
-from dabfusion.diffusion.long_video import MusicWindows, StaticMusic
+from dabfusion.diffusion import MusicWindows, StaticMusic
 from dabfusion.diffusion.samplers import sample_sequence, sample_window
 from dabfusion.testing.dance_toy import click_track
 from dabfusion.music import MusicEncoder

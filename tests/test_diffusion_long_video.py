@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dabfusion.diffusion import (PRESETS, UNet3D, frames_to_uint8, generate_flows, identity_frame, plan_windows,
-                                 render_frames, render_video)
-from dabfusion.diffusion.long_video import StaticMusic, border_discontinuity
+from dabfusion.diffusion import PRESETS, StaticMusic, UNet3D, generate_flows, identity_frame, plan_windows
+from dabfusion.flow_ae import frames_to_uint8, render_frames, render_video
+from dabfusion.metrics.borders import border_discontinuity
 from dabfusion.testing.unets import random_unet
 
 torch.set_num_threads(1)

@@ -47,8 +47,9 @@ import torch
 
 from dabfusion.data.dataset import frames_to_tensor
 from dabfusion.diffusion.checkpoint import flow_ae_identity, load_diffusion
-from dabfusion.diffusion.long_video import (MusicWindows, border_discontinuity, generate_flows, pad_front,
-                                           render_video)
+from dabfusion.diffusion import MusicWindows, generate_flows, pad_front
+from dabfusion.flow_ae import render_video
+from dabfusion.metrics.borders import border_discontinuity
 from dabfusion.diffusion.schedule import SAMPLERS
 from dabfusion.metrics.alignment import DEFAULT_SMOOTH_SIGMA, beat_alignment_score, kinematic_beats, smooth_gaussian
 from dabfusion.metrics.av_align import av_align

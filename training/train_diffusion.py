@@ -41,7 +41,8 @@ from dabfusion.diffusion.config import PRESETS, DiffusionConfig, get_config
 from dabfusion.diffusion.data import (BeatWindowDataset, FlowWindowDataset, TargetSpec, build_flow_targets,
                                       build_music_table, collate, needed_music_starts)
 from dabfusion.diffusion.losses import diffusion_loss
-from dabfusion.diffusion.long_video import MusicWindows, generate_flows, render_video
+from dabfusion.diffusion import MusicWindows, generate_flows
+from dabfusion.flow_ae import render_video
 from dabfusion.diffusion.schedule import SAMPLERS, training_scheduler
 from dabfusion.diffusion.unet3d import UNet3D, count_parameters
 from dabfusion.training_utils import StageTrainer, add_common_training_args, train_main

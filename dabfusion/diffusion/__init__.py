@@ -8,8 +8,9 @@ Public surface:
   schedulers (DDPM 1000 / DDIM / DPM-Solver++) on the cosine schedule with dynamic thresholding;
   :func:`to_model_space` / :func:`from_model_space` map flows + occlusions to the U-Net's space.
 - :func:`sample_window` (``samplers``): one window, classifier-free guidance, known frames.
-- :func:`generate_flows`, :class:`MusicWindows`, :func:`render_frames` / :func:`render_video`, :func:`plan_windows`
-  (``long_video``): any number of frames in overlapping windows, all warping the original z0.
+- :func:`generate_flows`, :func:`plan_windows`, :func:`default_overlap` (``long_video``): any number
+  of frames in overlapping windows, all warping the original z0.
+- :class:`MusicWindows`, :class:`StaticMusic` (``music_windows``): the music, window by window.
 - :func:`save_diffusion`, :func:`load_diffusion`, :func:`flow_ae_identity` (``checkpoint``).
 - ``data``: flow-AE targets computed once and cached, music tables, training windows.
 
@@ -21,8 +22,8 @@ from __future__ import annotations
 
 from .checkpoint import KIND, flow_ae_identity, load_diffusion, read_diffusion_config, save_diffusion
 from .config import PRESETS, DiffusionConfig, get_config
-from .long_video import (LongSample, MusicWindows, StaticMusic, border_discontinuity, frames_to_uint8,
-                         generate_flows, plan_windows, render_frames, render_video)
+from .long_video import LongSample, default_overlap, generate_flows, plan_windows
+from .music_windows import MusicWindows, StaticMusic, pad_front
 from .samplers import sample_window
 from .schedule import (DEFAULT_STEPS, SAMPLERS, from_model_space, identity_frame, make_scheduler,
                        to_model_space, training_scheduler)
@@ -30,8 +31,8 @@ from .unet3d import UNet3D, count_parameters, estimate_gflops
 
 __all__ = [
     "DEFAULT_STEPS", "DiffusionConfig", "KIND", "LongSample", "MusicWindows", "PRESETS", "SAMPLERS",
-    "StaticMusic", "UNet3D", "border_discontinuity", "count_parameters", "estimate_gflops",
-    "flow_ae_identity", "frames_to_uint8", "from_model_space", "generate_flows", "get_config",
-    "identity_frame", "load_diffusion", "make_scheduler", "plan_windows", "read_diffusion_config",
-    "render_frames", "render_video", "sample_window", "save_diffusion", "to_model_space", "training_scheduler",
+    "StaticMusic", "UNet3D", "count_parameters", "default_overlap", "estimate_gflops",
+    "flow_ae_identity", "from_model_space", "generate_flows", "get_config",
+    "identity_frame", "load_diffusion", "make_scheduler", "pad_front", "plan_windows", "read_diffusion_config",
+    "sample_window", "save_diffusion", "to_model_space", "training_scheduler",
 ]

@@ -1,4 +1,4 @@
-"""Clips of any length: overlapping windows, each continuing the last, all relative to z0.
+"""Clips of any length: window planning and sampling, every window relative to the original z0.
 
 The paper generates fixed-length clips and chains longer ones from the last generated frame
 (the next clip's reference), and reports that quality degrades: every link re-encodes a decoded,
@@ -24,80 +24,25 @@ That is the frame-time path (the paper's models). A beat-time model (``config.ti
 grid, its overlapping windows (half a window by default) are denoised together and blended at
 every step (:func:`.samplers.sample_sequence`), so no window continues another and there is no
 seam; the frames are then read off the grid. Only the reference (sample 0) is known.
+
+The music sources live in :mod:`.music_windows`, the frames are drawn by
+:mod:`dabfusion.flow_ae.render`, seams are measured by :mod:`dabfusion.metrics.borders`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from .beat_time import BeatClock, BeatGrid, BeatMusic, resample_cubic, resample_linear
+from .music_windows import MusicSource
 from .samplers import ProgressCallback, sample_sequence, sample_window
 from .schedule import (DEFAULT_STEPS, canonical_sampler, frames_to_volume, from_model_space, identity_frame,
                        to_model_space, volume_to_frames)
-
-
-class MusicSource(Protocol):
-    """Music conditioning for ``n_frames`` frames starting at frame ``start`` of the clip."""
-
-    def window(self, start: int, n_frames: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        ...
-
-
-class MusicWindows:
-    """Windows of one piece of music through a :class:`dabfusion.music.MusicEncoder`.
-
-    Frame ``i`` of the clip shows time ``offset + i / fps`` of ``wave`` (``[S]`` or ``[C, S]`` at
-    ``sample_rate``). ``offset`` may be negative (a delayed clip: frames before the music get the
-    encoder's all-zero "no music" rows). ``encoder.encode`` caches the beat analysis, so many
-    windows of one track cost one analysis.
-    """
-
-    def __init__(self, encoder: Any, wave: Any, sample_rate: int, fps: float, offset: float = 0.0) -> None:
-        self.encoder, self.wave, self.sample_rate = encoder, wave, int(sample_rate)
-        self.fps, self.offset = float(fps), float(offset)
-
-    def window(self, start: int, n_frames: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        t0 = self.offset + start / self.fps
-        wave = self.wave
-        if t0 < 0:  # encode() wants start >= 0: pad the front with silence instead
-            wave, t0 = pad_front(wave, -t0, self.sample_rate), 0.0
-        emb = self.encoder.encode(wave, self.sample_rate, n_frames=n_frames, fps=self.fps, start=t0)
-        return emb.as_torch()
-
-    def beat_music(self) -> BeatMusic:
-        """The track in beat time, for beat-time models (a delayed clip's track starts with silence)."""
-        wave, origin = self.wave, self.offset
-        if origin < 0:
-            wave, origin = pad_front(wave, -origin, self.sample_rate), 0.0
-        return BeatMusic(self.encoder, wave, self.sample_rate, self.fps, origin)
-
-
-def pad_front(wave: Any, seconds: float, sample_rate: int) -> np.ndarray:
-    """``wave`` (``[S]`` or ``[C, S]``) after ``seconds`` of silence: the music delayed."""
-    arr = np.asarray(wave, dtype=np.float32)
-    pad = int(round(seconds * sample_rate))
-    return np.concatenate([np.zeros(arr.shape[:-1] + (pad,), np.float32), arr], axis=-1)
-
-
-class StaticMusic:
-    """Fixed conditioning (tests, precomputed embeddings): ``window`` slices per-frame features."""
-
-    def __init__(self, global_vec: torch.Tensor | None, frame_features: torch.Tensor | None = None) -> None:
-        self.global_vec, self.frame_features = global_vec, frame_features
-
-    def window(self, start: int, n_frames: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        f = self.frame_features
-        if f is None:
-            return self.global_vec, None
-        out = torch.zeros(n_frames, f.shape[-1], dtype=f.dtype)
-        part = f[start:start + n_frames]
-        out[:part.shape[0]] = part
-        return self.global_vec, out
 
 
 def plan_windows(total: int, window: int, overlap: int) -> list[int]:
@@ -284,53 +229,3 @@ def _border_steps(pos: np.ndarray, starts: Sequence[int], window: int, n_frames:
     begin = np.searchsorted(pos, list(starts[1:]), side="left") - 1
     end = np.searchsorted(pos, [s + window - 1 for s in starts[:-1]], side="right") - 1
     return sorted({int(j) for j in np.concatenate([begin, end]) if 0 <= j < n_frames - 1})
-
-
-@torch.no_grad()
-def render_frames(flow_ae: Any, z0: torch.Tensor, flow: torch.Tensor, occlusion: torch.Tensor) -> torch.Tensor:
-    """``decode(warp(z0, flow_i, occ_i))`` for every frame: ``[L, 3, H, W]`` float in 0..1.
-
-    ``z0`` [1, C, h, w] (the original reference latent, broadcast over frames), ``flow``
-    [L, 2, h, w], ``occlusion`` [L, 1, h, w]; ``flow_ae`` is a :class:`dabfusion.flow_ae.FlowAE`.
-    """
-    if z0.shape[0] != 1:
-        raise ValueError("render_frames takes one reference latent [1, C, h, w]; loop over a batch")
-    return flow_ae.decode(flow_ae.warp(z0, flow, occlusion))
-
-
-@torch.no_grad()
-def render_video(flow_ae: Any, z0: torch.Tensor, flow: torch.Tensor, occlusion: torch.Tensor, *, chunk: int = 16,
-                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """:func:`render_frames` ``chunk`` frames at a time (bounded memory): uint8 ``[L, H, W, 3]``.
-
-    ``progress(done_chunks, total_chunks)`` is called after each chunk when given.
-    """
-    n = int(flow.shape[0])
-    out = np.empty((n, flow_ae.image_size, flow_ae.image_size, 3), np.uint8)
-    total = -(-n // chunk)
-    for k, i in enumerate(range(0, n, chunk)):
-        out[i:i + chunk] = frames_to_uint8(render_frames(flow_ae, z0, flow[i:i + chunk], occlusion[i:i + chunk]))
-        if progress is not None:
-            progress(k + 1, total)
-    return out
-
-
-def frames_to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """``[N, 3, H, W]`` floats in 0..1 -> uint8 ``[N, H, W, 3]`` (the media convention)."""
-    return (frames.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-
-
-def border_discontinuity(flow: torch.Tensor, borders: Sequence[int]) -> dict[str, float]:
-    """Mean |flow[i+1] - flow[i]| at window borders vs within windows (frame-major ``[L, 2, h, w]``).
-
-    ``borders`` (one clip's :attr:`LongSample.borders`): the steps ``i -> i + 1`` where a window begins or
-    ends - for continued windows the step from the last known frame to the first new one, where a
-    continuation that ignored its prefix would jump.
-    """
-    diffs = (flow[1:] - flow[:-1]).abs().flatten(1).mean(1)  # diffs[i]: frame i -> i+1
-    border = {int(i) for i in borders if 0 <= int(i) < diffs.shape[0]}
-    inside = [i for i in range(diffs.shape[0]) if i not in border]
-    b = float(diffs[sorted(border)].mean()) if border else float("nan")
-    w = float(diffs[inside].mean()) if inside else float("nan")
-    return {"border": b, "within": w, "ratio": b / w if w and w == w and w > 0 else float("nan"),
-            "n_border": len(border), "n_within": len(inside)}

@@ -315,7 +315,8 @@ def generate_video(flow_ae: Any, model: EvalModel, reference: np.ndarray, wave: 
                    fps: float, length: int, sampler: str = "dpm++", steps: int | None = None,
                    guidance: float = 1.0, seed: int = 0, overlap: int | None = None) -> np.ndarray:
     """``length`` frames (frame 0 = the reference re-drawn, then the generated ones), uint8 ``[L, S, S, 3]``."""
-    from ..diffusion import MusicWindows, generate_flows, render_video
+    from ..diffusion import MusicWindows, generate_flows
+    from ..flow_ae import render_video
 
     ref = torch.from_numpy(np.array(reference, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255.0
     z0 = flow_ae.encode(ref).float()
