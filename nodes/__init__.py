@@ -4,8 +4,10 @@
     Load Music ─► AUDIO ─► Music Encoder ─► music ─► FlowDiffusion Sampler ─► flows ─► Warp and Decode
     IMAGE ─(Segment Person)─► FlowAE Encode ─► latent ─┘                                  │
                                                         frames + fps + AUDIO ─► Video Combine ─► MP4, VIDEO
+                                                        frames + fps + AUDIO ─► Beat Alignment ─► scores, tempo, plot
 """
 
+from .beat_alignment import BeatAlignment
 from .common import register_folders
 from .flow_ae import FlowAEEncode, WarpAndDecode
 from .load_model import LoadDabFusionModel
@@ -25,6 +27,7 @@ NODE_CLASS_MAPPINGS: dict = {
     "DabFusionSampler": FlowDiffusionSampler,
     "DabFusionWarpDecode": WarpAndDecode,
     "DabFusionVideoCombine": VideoCombine,
+    "DabFusionBeatAlignment": BeatAlignment,
 }
 NODE_DISPLAY_NAME_MAPPINGS: dict = {
     "DabFusionModelLoader": "Load DabFusion Model",
@@ -35,4 +38,5 @@ NODE_DISPLAY_NAME_MAPPINGS: dict = {
     "DabFusionSampler": "FlowDiffusion Sampler",
     "DabFusionWarpDecode": "Warp and Decode",
     "DabFusionVideoCombine": "Video Combine (Dance Any Beat)",
+    "DabFusionBeatAlignment": "Beat Alignment",
 }

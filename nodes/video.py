@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 import json
+import logging
 
 from dabfusion.errors import MediaError
 from dabfusion.media.comfy import audio_from_comfy, image_from_comfy
 
 from . import comfy_compat as compat
 from .common import CATEGORY
+
+log = logging.getLogger(__name__)
+
+
+def overlay_beats(frames, fps: float, wave, sample_rate):
+    """Frames with a flash on each beat of the music; a clear error without music, a warning without beats."""
+    from dabfusion.media.beat_overlay import draw_beat_overlay
+    from dabfusion.metrics.mm_align import music_beat_times
+
+    if wave is None:
+        raise MediaError("Video Combine: beat_overlay needs the audio input - connect the music or switch "
+                         "beat_overlay off")
+    beats = music_beat_times(wave, sample_rate)
+    if beats.size == 0:
+        log.warning("Video Combine: no beats found in the audio, so the video is saved without the beat overlay")
+    return draw_beat_overlay(frames, beats, fps)
 
 
 class VideoCombine:
@@ -39,12 +56,16 @@ class VideoCombine:
             },
             "optional": {
                 "audio": ("AUDIO", {"tooltip": "The music: trimmed (or padded with silence) to the video's length."}),
+                "beat_overlay": ("BOOLEAN", {"default": False,
+                                             "tooltip": "Flash a border on the frame of each music beat (needs the "
+                                                        "audio), to see whether the motion meets the beats. It is "
+                                                        "drawn into the saved video."}),
             },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
         }
 
-    def combine(self, images, fps, filename_prefix="DanceAnyBeat/dance", crf=19, audio=None, prompt=None,
-                extra_pnginfo=None):
+    def combine(self, images, fps, filename_prefix="DanceAnyBeat/dance", crf=19, audio=None, beat_overlay=False,
+                prompt=None, extra_pnginfo=None):
         from dabfusion.media.video import write_mp4
 
         shape = tuple(getattr(images, "shape", ()))
@@ -56,6 +77,8 @@ class VideoCombine:
         wave = sr = None
         if audio is not None:
             wave, sr = audio_from_comfy(audio)
+        if beat_overlay:
+            frames = overlay_beats(frames, float(fps), wave, sr)
         metadata = {}
         if compat.metadata_enabled():
             if prompt is not None:
