@@ -53,8 +53,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dabfusion.diffusion import (PRESETS, StaticMusic, UNet3D, count_parameters,  # noqa: E402
-                                 estimate_gflops, generate_flows, plan_windows)
+                                 default_overlap, estimate_gflops, plan_windows)
 from dabfusion.flow_ae import render_frames  # noqa: E402
+from dabfusion.pipeline import DabFusionPipeline  # noqa: E402
 from dabfusion.diffusion.samplers import guided_output  # noqa: E402
 from dabfusion.flow_ae import FlowAE, FlowAutoEncoder  # noqa: E402
 from dabfusion.flow_ae import get_config as flow_ae_config  # noqa: E402
@@ -204,7 +205,7 @@ class Setup:
         c = self.config
         total = CLIP_FRAMES + c.n_frames
         self.music = StaticMusic(torch.randn(c.music_dim), torch.randn(total, c.beat_dim) if c.uses_beats else None)
-        self.windows = len(plan_windows(CLIP_FRAMES, c.n_frames, max(1, c.n_frames // 4)))
+        self.windows = len(plan_windows(CLIP_FRAMES, c.n_frames, default_overlap(c.n_frames, beat_time=False)))
 
     def model_for(self, mode: Mode) -> Any:
         # the U-Net's convolutions are 2D (time is folded into the batch): channels-last is the 2D
@@ -247,12 +248,12 @@ class Setup:
         """Seconds to sample the flows of a 40-frame clip with ``steps`` steps per window."""
         with torch.inference_mode():
             z0 = self.flow_ae.encode(self.reference).float()
-        gen = torch.Generator().manual_seed(0)
+        pipe = DabFusionPipeline.from_parts(self.flow_ae, model, None, name=self.name)
+        ref = pipe.latent_reference(z0)
         sync(self.device)
         t = time.perf_counter()
         with mode_context(mode, self.device):
-            generate_flows(model, z0=z0, n_frames=CLIP_FRAMES, music=self.music, sampler=sampler,
-                           num_inference_steps=steps, guidance_scale=1.0, generator=gen)
+            pipe.sample_flows(ref, self.music, n_frames=CLIP_FRAMES, sampler=sampler, steps=steps, guidance=1.0)
         sync(self.device)
         return time.perf_counter() - t
 

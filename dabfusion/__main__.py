@@ -39,7 +39,7 @@ _positive_int = _number(int, minimum=1, strict=False, what="a whole number")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .pipeline import SAMPLERS
+    from .pipeline import sampler_names
 
     p = argparse.ArgumentParser(prog="python -m dabfusion", description="Dance Any Beat (DabFusion): make the "
                                 "person in one image dance to a piece of music.")
@@ -59,13 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--start", type=_non_negative_float, default=0.0, help="start time in the music, seconds")
     g.add_argument("--steps", type=_positive_int, default=None, help="denoising steps (default: the model's "
                    "recommendation, else the sampler's: dpm++ 25, ddim 50, ddpm 1000)")
-    g.add_argument("--sampler", default=None, help=f"one of {', '.join(SAMPLERS)} (dpmpp is accepted); "
+    g.add_argument("--sampler", default=None, help=f"one of {', '.join(sampler_names())} (dpmpp is accepted); "
                    "default: the model's recommendation, else dpm++")
     g.add_argument("--guidance", type=_non_negative_float, default=None,
                    help="classifier-free guidance scale on the music (1 = none; default: the model's, else 1)")
     g.add_argument("--seed", type=int, default=0, help="random seed (same seed, same dance)")
     g.add_argument("--overlap", type=int, default=None,
-                   help="frames shared by consecutive windows of a long video (default: a quarter window)")
+                   help="samples shared by consecutive windows of a long video (frames; beat-grid samples for a "
+                   "beat-time model; default: the model's)")
     g.add_argument("--checkpoint", default=None,
                    help="model folder (flow_ae.safetensors + diffusion.safetensors [+ bundle.json]); "
                    "default: the built-in demo model")
@@ -126,16 +127,16 @@ def generate_main(args: argparse.Namespace) -> Path:
     for what, value in (("image", args.image), ("music", args.music), ("mask", args.mask)):
         if value is not None and not Path(value).is_file():
             raise MediaError(f"--{what}: file not found: {value}")
-    from .model_bundle import load_bundle
-    from .pipeline import resolve_device
+    from .pipeline import DabFusionPipeline, check_output_path, resolve_device
 
+    check_output_path(args.out)
     search = {"clap": args.clap_dir, "wav2clip": args.wav2clip_dir}
-    bundle = load_bundle(args.checkpoint, device=resolve_device(args.device), search_dirs=search)
+    pipe = DabFusionPipeline.from_folder(args.checkpoint, device=resolve_device(args.device), search_dirs=search)
     if not args.quiet:
-        print(bundle.describe(), file=sys.stderr, flush=True)
+        print(pipe.describe(), file=sys.stderr, flush=True)
     bar = ProgressBar(not args.quiet)
     try:
-        return generate_video(args.image, args.music, args.out, bundle=bundle, start=args.start,
+        return generate_video(args.image, args.music, args.out, pipeline=pipe, start=args.start,
                               seconds=args.seconds, frames=args.frames, fps=args.fps,
                               sampler=args.sampler, steps=args.steps, guidance=args.guidance, seed=args.seed,
                               overlap=args.overlap, mask=args.mask, background=args.background, fit=args.fit,

@@ -123,11 +123,10 @@ def _clean(v: Any) -> Any:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from .diffusion.schedule import DEFAULT_STEPS, canonical_sampler
     from .errors import DabFusionError
     from .evaluation.clip_score import try_load_clip_scorer
     from .evaluation.fvd import try_load_i3d
-    from .evaluation.generate import (SamplingSettings, TestSet, VideoCache, describe_windows, estimate_unet_calls,
+    from .evaluation.generate import (TestSet, VideoCache, describe_windows, estimate_unet_calls,
                                       generate_all, load_models)
     from .evaluation.lpips import try_load_lpips
     from .evaluation.scoring import Scorers, score_all
@@ -149,10 +148,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     models = load_models(model_dir=args.model, flow_ae=args.flow_ae, diffusion=args.diffusion,
                          ablation=args.ablation_diffusion, wav2clip=args.wav2clip, clap=args.clap,
                          adapters=adapters, fps=args.fps, device=args.device)
-    sampler = canonical_sampler(args.sampler or models.defaults.get("sampler", "dpm++"))
-    steps = int(args.steps or models.defaults.get("steps") or DEFAULT_STEPS[sampler])
-    guidance = float(args.guidance if args.guidance is not None else models.defaults.get("guidance", 1.0))
-    settings = SamplingSettings(sampler=sampler, steps=steps, guidance=guidance, seed=args.seed, overlap=args.overlap)
+    settings = models.main.settings(sampler=args.sampler, steps=args.steps, guidance=args.guidance, seed=args.seed,
+                                    overlap=args.overlap)
+    sampler, steps, guidance = settings.sampler, settings.n_steps, settings.guidance
     say(f"model {models.description}; {models.fps:g} fps; {sampler} {steps} steps, guidance {guidance:g}")
 
     notes: list[str] = []

@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -233,128 +232,90 @@ def music_encoder_for(spec: Mapping[str, Any], files: BundleFiles, *,
     return MusicEncoder(**kw)
 
 
-# --------------------------------------------------------------------------------- the bundle
+# --------------------------------------------------------------------------------- loading
 
 
 @dataclass
-class ModelBundle:
-    """A loaded, checked generator: ``flow_ae`` (:class:`~dabfusion.flow_ae.FlowAE`), ``diffusion``
-    (:class:`~dabfusion.diffusion.UNet3D`) and ``music`` (:class:`~dabfusion.music.MusicEncoder`)."""
+class LoadedParts:
+    """The three parts of a generator, loaded and checked against each other (what
+    :class:`dabfusion.pipeline.DabFusionPipeline` is built from)."""
 
     flow_ae: Any
     diffusion: Any
     music: Any
     files: BundleFiles
-    diffusion_header: dict
-    device: Any
-
-    @property
-    def name(self) -> str:
-        return self.files.name
-
-    @property
-    def image_size(self) -> int:
-        return int(self.flow_ae.image_size)
-
-    @property
-    def window(self) -> int:
-        """Samples the diffusion model denoises at once (longer clips are made in windows): video
-        frames, or beat-grid samples for a beat-time model."""
-        return int(self.diffusion.config.n_frames)
-
-    @property
-    def fps(self) -> float:
-        """The frame rate the model was trained at: the manifest's, else the training data's."""
-        fps = self.files.manifest.get("fps")
-        if fps is None:
-            fps = ((self.diffusion_header.get("extra") or {}).get("data") or {}).get("fps")
-        return float(fps) if fps else DEFAULT_FPS
-
-    @property
-    def defaults(self) -> dict:
-        """Recommended sampling settings from the manifest (sampler, steps, guidance), maybe empty."""
-        return dict(self.files.manifest.get("defaults") or {})
-
-    def describe(self) -> str:
-        c = self.diffusion.config
-        unit = f"samples ({c.samples_per_beat} per beat, beat time)" if c.in_beat_time else "frames"
-        return (f"DabFusion model '{self.name}': {self.image_size}x{self.image_size} frames, windows of "
-                f"{self.window} {unit} at {self.fps:g} fps, latent {c.latent_channels}x{c.latent_size}x"
-                f"{c.latent_size}, music branches {[b['name'] for b in self.music.spec['branches']]}, on {self.device}")
+    header: dict
 
 
-def load_bundle(path: str | os.PathLike | None = None, *, device: Any = "cpu", dtype: Any = None,
-                search_dirs: Mapping[str, Iterable[str | os.PathLike]] | None = None) -> ModelBundle:
-    """Load and cross-check a bundle (``None``: the built-in demo model).
+def separate_files(flow_ae: str | os.PathLike, diffusion: str | os.PathLike, *,
+                   adapters: Mapping[str, str | os.PathLike] | None = None,
+                   encoders: Mapping[str, str | os.PathLike] | None = None) -> BundleFiles:
+    """A bundle's files when the checkpoints live apart (a training run's outputs)."""
+    d = Path(diffusion).expanduser()
+    return BundleFiles(d.parent, Path(flow_ae).expanduser(), d,
+                       {k: Path(v).expanduser() for k, v in (adapters or {}).items()},
+                       {k: str(v) for k, v in (encoders or {}).items()}, {})
+
+
+def demo_files() -> BundleFiles:
+    """The built-in demo model's files, or a clear error when this copy lacks them."""
+    if not is_bundle_dir(DEMO_MODEL_DIR):
+        raise ModelFileError(
+            f"The built-in demo model is not in this copy of Dance Any Beat ({DEMO_MODEL_DIR} is missing "
+            "or empty). Reinstall the package, or give a model folder with --checkpoint.")
+    return find_bundle_files(DEMO_MODEL_DIR)
+
+
+def load_diffusion_for(files: BundleFiles, flow_ae: Any, *, device: Any = "cpu", dtype: Any = None,
+                       search_dirs: Mapping[str, Iterable[str | os.PathLike]] | None = None,
+                       music: Any = None, keep_music: bool = False) -> tuple[Any, Any, dict]:
+    """The diffusion model of ``files`` checked against ``flow_ae``, and the music encoder it was
+    trained with: ``music`` is reused when its spec is the checkpoint's (``keep_music``: always; a
+    music encoder built by the caller is then checked, not replaced)."""
+    import torch
+
+    from .diffusion import load_diffusion, read_diffusion_config
+    from .diffusion.checkpoint import flow_ae_identity
+    from .music.encoder import spec_hash
+
+    device = torch.device(device)
+    config = read_diffusion_config(files.diffusion)
+    if config.music_spec is None:
+        raise ConfigMismatchError(f"{files.diffusion} records no music encoder spec; re-export it with "
+                                  "training/train_diffusion.py.")
+    if music is None or (not keep_music and spec_hash(music.spec) != spec_hash(config.music_spec)):
+        music = music_encoder_for(config.music_spec, files, search_dirs=search_dirs, device=str(device))
+    # The identity hashes float32 values: a float32 model holds exactly the saved values (a bf16
+    # copy would not), so only a reduced-precision load re-reads the file.
+    ident = flow_ae_identity(flow_ae if flow_ae.dtype == torch.float32 else files.flow_ae)
+    unet, header = load_diffusion(files.diffusion, music_spec=music.spec, flow_ae=ident, device=device,
+                                  dtype=dtype if dtype not in (None, torch.float32) else None)
+    return unet, music, header
+
+
+def load_parts(files: BundleFiles, *, device: Any = "cpu", dtype: Any = None,
+               search_dirs: Mapping[str, Iterable[str | os.PathLike]] | None = None, music: Any = None) -> LoadedParts:
+    """Load and cross-check a bundle's parts (``music``: a music encoder the caller built, checked
+    against the diffusion model's spec instead of rebuilt from it).
 
     Raises :class:`ModelFileError` for missing files and :class:`ConfigMismatchError` when the
     diffusion model was trained with another flow AE or another music encoder.
     """
     import torch
 
-    from .diffusion import load_diffusion, read_diffusion_config
     from .flow_ae import FlowAE
 
-    if path is None:
-        path = DEMO_MODEL_DIR
-        if not is_bundle_dir(path):
-            raise ModelFileError(
-                f"The built-in demo model is not in this copy of Dance Any Beat ({DEMO_MODEL_DIR} is missing "
-                "or empty). Reinstall the package, or give a model folder with --checkpoint.")
-    files = find_bundle_files(path)
-    device = torch.device(device)
-    config = read_diffusion_config(files.diffusion)
-    if config.music_spec is None:
-        raise ConfigMismatchError(f"{files.diffusion} records no music encoder spec; re-export it with "
-                                  "training/train_diffusion.py.")
-    music = music_encoder_for(config.music_spec, files, search_dirs=search_dirs, device=str(device))
-    flow_ae = FlowAE.from_checkpoint(files.flow_ae, device=device, dtype=dtype)
-    from .diffusion.checkpoint import flow_ae_identity
-
-    # The identity hashes float32 values: a float32 model holds exactly the saved values (a bf16
-    # copy would not), so only a reduced-precision load re-reads the file.
-    ident = flow_ae_identity(flow_ae if flow_ae.dtype == torch.float32 else files.flow_ae)
-    unet, header = load_diffusion(files.diffusion, music_spec=music.spec, flow_ae=ident, device=device,
-                                  dtype=dtype if dtype not in (None, torch.float32) else None)
-    return ModelBundle(flow_ae=flow_ae, diffusion=unet, music=music, files=files, diffusion_header=header,
-                       device=device)
+    flow_ae = FlowAE.from_checkpoint(files.flow_ae, device=torch.device(device), dtype=dtype)
+    unet, music, header = load_diffusion_for(files, flow_ae, device=device, dtype=dtype, search_dirs=search_dirs,
+                                             music=music, keep_music=music is not None)
+    return LoadedParts(flow_ae=flow_ae, diffusion=unet, music=music, files=files, header=header)
 
 
-# --------------------------------------------------------------------------------- cache
-
-_CACHE_LOCK = threading.Lock()
-_CACHE: dict[tuple, ModelBundle] = {}
-_CACHE_SIZE = 2
-
-
-def _bundle_key(path: Path, device: Any, dtype: Any, search_dirs: Any) -> tuple:
+def files_stamp(root: Path) -> tuple:
+    """Names, sizes and modification times of a folder's files: a cache key that changes with them."""
     stamps = []
-    for p in sorted(path.glob("*")):
+    for p in sorted(root.glob("*")):
         if p.is_file():
             st = p.stat()
             stamps.append((p.name, st.st_size, st.st_mtime_ns))
-    dirs = tuple(sorted((k, tuple(map(str, v))) for k, v in (search_dirs or {}).items()))
-    return (str(path.resolve()), tuple(stamps), str(device), str(dtype), dirs)
-
-
-def load_bundle_cached(path: str | os.PathLike | None = None, **kw: Any) -> ModelBundle:
-    """:func:`load_bundle`, reusing the last loaded bundles while their files are unchanged."""
-    root = Path(path) if path is not None else DEMO_MODEL_DIR
-    if not root.is_dir():
-        return load_bundle(path, **kw)  # raises the clear error
-    key = _bundle_key(root, kw.get("device", "cpu"), kw.get("dtype"), kw.get("search_dirs"))
-    with _CACHE_LOCK:
-        hit = _CACHE.get(key)
-    if hit is not None:
-        return hit
-    bundle = load_bundle(path, **kw)
-    with _CACHE_LOCK:
-        _CACHE[key] = bundle
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.pop(next(iter(_CACHE)))
-    return bundle
-
-
-def clear_bundle_cache() -> None:
-    with _CACHE_LOCK:
-        _CACHE.clear()
+    return (str(root.resolve()), tuple(stamps))

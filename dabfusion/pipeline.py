@@ -1,17 +1,23 @@
-"""Image + music -> dancing frames -> MP4 with the music: the stages the CLI and the nodes share.
+"""Image + music -> dancing frames -> MP4: the one object the CLI, the nodes, the evaluators and the
+trainer's sample videos compose.
 
-    reference image ─► prepare_reference ─► encode_reference ─► z0 ──────────────┐
-      (optional mask / background: SegmentPerson places the person on a start frame)   │
-    music ─► music_clip (encoder of the model) ───────► sample_flows ─► flows, occlusions
-                                                                        └─► decode_frames ─► frames
-    frames + music ─► write_mp4
+    pipe = DabFusionPipeline.from_folder("models/dabfusion/my_model", device="cuda")  # None: built-in
+    gen = pipe(image, wave, sample_rate, seconds=8)                   # all of it: frames + music
 
-Every stage is a plain function over a :class:`~dabfusion.model_bundle.ModelBundle`, so the
-ComfyUI nodes are thin adapters (one stage each) and :func:`generate_video` is the CLI's whole
-job. Long clips are generated in overlapping windows that all warp the *original* reference
-latent (:func:`dabfusion.diffusion.generate_flows`), so any length works without chaining.
-Progress is reported through ``progress(done, total)`` callables; an exception raised in one
-(ComfyUI's interrupt) stops the work.
+    music = pipe.encode_music(wave, sample_rate)                      # step by step, as the nodes do
+    ref = pipe.encode_reference(image)
+    flows = pipe.sample_flows(ref, music, n_frames=240, progress=callback)
+    frames = pipe.render(ref, flows)
+
+It holds the flow AE, the diffusion model and the music encoder the diffusion model was trained
+with (checked against each other when loaded); it is built from a model folder
+(:meth:`~DabFusionPipeline.from_folder`), from separate checkpoints
+(:meth:`~DabFusionPipeline.from_checkpoints`) or from loaded parts
+(:meth:`~DabFusionPipeline.from_parts`: a trainer's EMA model, a toy). Sampling settings the
+caller leaves unset take the model folder's recommendations, then :data:`SAMPLING_DEFAULTS`
+(the one place for them). Long clips are generated in overlapping windows that all warp the
+*original* reference latent, so any length works without chaining. Progress is reported through
+``progress(done, total)`` callables; an exception raised in one (ComfyUI's interrupt) stops the work.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -30,11 +38,54 @@ from .errors import DabFusionError, MediaError
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], Any]
-#: Sampler names the CLI and the nodes offer (``dpmpp`` is accepted as an alias of ``dpm++``).
-SAMPLERS = ("dpm++", "ddim", "ddpm")
 MIN_IMAGE_SIDE = 16
 #: Peak amplitude below which music counts as silent (the beat analysis finds nothing in it).
 SILENCE_PEAK = 1e-4
+#: Frames drawn at once when rendering (bounded memory).
+RENDER_CHUNK = 16
+
+
+# ------------------------------------------------------------------------------------ settings
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How flows are sampled. ``steps`` None = the sampler's default; ``overlap`` None = the
+    model's default (:func:`dabfusion.diffusion.default_overlap`)."""
+
+    sampler: str = "dpm++"
+    steps: int | None = None
+    guidance: float = 1.0
+    seed: int = 0
+    overlap: int | None = None
+
+    @property
+    def n_steps(self) -> int:
+        from .diffusion import DEFAULT_STEPS
+
+        return int(self.steps or DEFAULT_STEPS[self.sampler])
+
+
+#: What a caller gets for every setting it leaves unset and the model folder does not recommend.
+SAMPLING_DEFAULTS = SamplingSettings()
+
+
+def sampler_names() -> tuple[str, ...]:
+    """Sampler names the CLI and the nodes offer (``dpmpp`` is accepted as an alias of ``dpm++``)."""
+    from .diffusion.schedule import SAMPLERS
+
+    return SAMPLERS
+
+
+def check_sampler(name: str) -> str:
+    """Canonical sampler name, or a clear error listing the choices."""
+    from .diffusion.schedule import canonical_sampler
+
+    try:
+        return canonical_sampler(name)
+    except ValueError:
+        raise DabFusionError(f"Unknown sampler {name!r}: use one of {', '.join(sampler_names())} "
+                             "(or dpmpp).") from None
 
 
 # ------------------------------------------------------------------------------------ value types
@@ -42,18 +93,23 @@ SILENCE_PEAK = 1e-4
 
 @dataclass
 class MusicClip:
-    """Music ready to condition a model: the audio, the model's encoder and a summary of the clip.
+    """Music ready to condition a model: the audio and the model's encoder.
 
     ``wave`` float32 ``[C, S]`` at ``sample_rate``; frame ``i`` of a generated clip shows time
-    ``i / fps`` of it. ``summary`` is the encoder's embedding of the whole clip (tempo, beats);
-    the windows a sampler needs are encoded from ``wave`` when it runs (the beat analysis is
-    cached by the encoder, so that costs one analysis).
+    ``offset + i / fps`` of it (a negative ``offset`` delays the music: the clip starts in
+    silence). ``summary`` is the encoder's embedding of the whole clip (tempo, beats), computed
+    on first use (the beat analysis is cached by the encoder, so the windows a sampler needs cost
+    no second analysis).
     """
 
     encoder: Any
     wave: np.ndarray
     sample_rate: int
-    summary: Any
+    offset: float = 0.0
+
+    @cached_property
+    def summary(self) -> Any:
+        return self.encoder.encode(self.wave, self.sample_rate)
 
     @property
     def duration(self) -> float:
@@ -62,6 +118,12 @@ class MusicClip:
     @property
     def spec(self) -> dict:
         return self.encoder.spec
+
+    def windows(self, fps: float) -> Any:
+        """The music as the diffusion sampler reads it (:class:`dabfusion.diffusion.MusicWindows`)."""
+        from .diffusion import MusicWindows
+
+        return MusicWindows(self.encoder, self.wave, self.sample_rate, fps, self.offset)
 
     def describe(self) -> str:
         return (f"{self.duration:.2f} s of music, tempo {self.summary.tempo:.1f} BPM, "
@@ -80,7 +142,11 @@ class ReferenceLatent:
 
 @dataclass
 class FlowLatent:
-    """Generated latent flows ``[N, 2, h, w]`` and occlusions ``[N, 1, h, w]`` (CPU float32)."""
+    """Generated latent flows ``[N, 2, h, w]`` and occlusions ``[N, 1, h, w]`` (CPU float32).
+
+    ``starts``: window starts (frames, or beat-grid samples for a beat-time model); ``borders``:
+    the frame steps ``i -> i + 1`` that cross a window border (where a seam would show).
+    """
 
     flow: Any
     occlusion: Any
@@ -89,6 +155,7 @@ class FlowLatent:
     window: int
     overlap: int
     starts: list[int] = field(default_factory=list)
+    borders: list[int] = field(default_factory=list)
 
     @property
     def n_frames(self) -> int:
@@ -97,7 +164,7 @@ class FlowLatent:
 
 @dataclass
 class Generation:
-    """What :func:`generate` returns: frames uint8 ``[N, S, S, 3]`` and the music to play with them."""
+    """What a whole run returns: frames uint8 ``[N, S, S, 3]`` and the music to play with them."""
 
     frames: np.ndarray
     fps: float
@@ -110,16 +177,6 @@ class Generation:
 # ------------------------------------------------------------------------------------ checks
 
 
-def check_sampler(name: str) -> str:
-    """Canonical sampler name, or a clear error listing the choices."""
-    from .diffusion.schedule import canonical_sampler
-
-    try:
-        return canonical_sampler(name)
-    except ValueError:
-        raise DabFusionError(f"Unknown sampler {name!r}: use one of {', '.join(SAMPLERS)} (or dpmpp).") from None
-
-
 def check_not_silent(wave: np.ndarray, what: str = "the music") -> None:
     """Silence has no beats to dance to: refuse it with a message instead of a still video."""
     if wave.size == 0:
@@ -127,6 +184,23 @@ def check_not_silent(wave: np.ndarray, what: str = "the music") -> None:
     if float(np.max(np.abs(wave))) < SILENCE_PEAK:
         raise MediaError(f"{what} is silent (peak amplitude below {SILENCE_PEAK:g}): there is no beat to dance "
                          "to. Check the file, the start time and the duration.")
+
+
+def as_wave(wave: Any, what: str = "the music") -> np.ndarray:
+    """Audio (numpy or torch; ``[S]``, ``[C, S]`` or ``[1, C, S]``) as float32 ``[C, S]``, checked."""
+    if hasattr(wave, "detach"):
+        wave = wave.detach().float().cpu().numpy()
+    arr = np.asarray(wave, dtype=np.float32)
+    if arr.ndim == 3 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2:
+        raise MediaError(f"{what} must be [channels, samples], got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise MediaError(f"{what} contains NaN or infinite samples")
+    check_not_silent(arr, what)
+    return np.ascontiguousarray(arr)
 
 
 def resolve_length(*, fps: float, seconds: float | None = None, frames: int | None = None,
@@ -153,28 +227,6 @@ def resolve_length(*, fps: float, seconds: float | None = None, frames: int | No
     return n
 
 
-# ------------------------------------------------------------------------------------ music
-
-
-def music_clip(bundle: Any, wave: Any, sample_rate: int, *, what: str = "the music") -> MusicClip:
-    """Check the audio and summarise it with the model's own music encoder."""
-    from .media.image import to_numpy
-
-    arr = to_numpy(wave).astype(np.float32, copy=False)
-    if arr.ndim == 3 and arr.shape[0] == 1:
-        arr = arr[0]
-    if arr.ndim == 1:
-        arr = arr[None]
-    if arr.ndim != 2:
-        raise MediaError(f"{what} must be [channels, samples], got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise MediaError(f"{what} contains NaN or infinite samples")
-    check_not_silent(arr, what)
-    summary = bundle.music.encode(arr, int(sample_rate))
-    return MusicClip(encoder=bundle.music, wave=np.ascontiguousarray(arr), sample_rate=int(sample_rate),
-                     summary=summary)
-
-
 def load_music(path: str | os.PathLike, *, start: float = 0.0, seconds: float | None = None,
                mono: bool = False) -> tuple[np.ndarray, int]:
     """``seconds`` of a music file from ``start`` (all of it after ``start`` if None), native rate."""
@@ -183,6 +235,21 @@ def load_music(path: str | os.PathLike, *, start: float = 0.0, seconds: float | 
     if start < 0:
         raise MediaError(f"start must be >= 0 seconds, got {start}")
     return load_audio(path, offset=float(start), duration=seconds, mono=mono)
+
+
+def resolve_device(device: Any) -> str:
+    """"auto"/None: CUDA when there is one, else the CPU; a clear error for a device that is not there."""
+    import torch
+
+    if device is None or str(device).lower() in ("", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(str(device))
+    except (RuntimeError, ValueError):
+        raise DabFusionError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise DabFusionError(f"device {device!r} is not available on this machine: use auto or cpu")
+    return str(dev)
 
 
 # ------------------------------------------------------------------------------------ reference
@@ -205,11 +272,6 @@ def _rgba01(image: Any) -> np.ndarray:
         raise MediaError(f"the reference image is {arr.shape[1]}x{arr.shape[0]} pixels; it needs at least "
                          f"{MIN_IMAGE_SIDE} pixels a side (the model works at 128x128)")
     return to_float01(arr, "reference image")
-
-
-def has_transparency(image: Any) -> bool:
-    arr = _rgba01(image)
-    return arr.shape[-1] in (2, 4) and float(arr[..., -1].min()) < 0.99
 
 
 def prepare_reference(image: Any, size: int, *, mask: Any = None, background: Any = None, fit: str = "crop",
@@ -240,140 +302,323 @@ def prepare_reference(image: Any, size: int, *, mask: Any = None, background: An
     return result.frame, result.mask
 
 
-def encode_reference(bundle: Any, frame: Any) -> ReferenceLatent:
-    """z0 of a start frame; frames of another size are squared and resized to the model's size."""
-    import torch
-
-    from .media.image import channels_to_rgb, resize_square, to_uint8
-
-    rgb = to_uint8(channels_to_rgb(_rgba01(frame), what="reference image"))
-    size = bundle.image_size
-    if rgb.shape[:2] != (size, size):
-        rgb = resize_square(rgb, size, "crop")
-    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
-    z0 = bundle.flow_ae.encode(x)
-    return ReferenceLatent(z0=z0, image=rgb, model_name=bundle.name, flow_ae_file=str(bundle.files.flow_ae))
+# ------------------------------------------------------------------------------------ the pipeline
 
 
-def _check_same_model(bundle: Any, ref: ReferenceLatent) -> None:
-    if ref.flow_ae_file != str(bundle.files.flow_ae):
-        raise DabFusionError(f"the reference latent was encoded by the model '{ref.model_name}' "
-                             f"({Path(ref.flow_ae_file).parent}), not by '{bundle.name}' ({bundle.files.root}); "
-                             "encode it with the same model you sample with")
+class DabFusionPipeline:
+    """A loaded, checked generator: ``flow_ae`` (:class:`~dabfusion.flow_ae.FlowAE`), ``diffusion``
+    (:class:`~dabfusion.diffusion.UNet3D`) and ``music`` (:class:`~dabfusion.music.MusicEncoder`),
+    and the steps that make a dance of them."""
+
+    def __init__(self, flow_ae: Any, diffusion: Any, music: Any, *, name: str = "", fps: float | None = None,
+                 defaults: Mapping[str, Any] | None = None, files: Any = None, header: Mapping | None = None) -> None:
+        from .model_bundle import DEFAULT_FPS
+
+        self.flow_ae, self.diffusion, self.music = flow_ae, diffusion, music
+        self.files, self.header = files, dict(header or {})
+        manifest = dict(getattr(files, "manifest", None) or {})
+        self.name = name or (files.name if files is not None else "model")
+        fps = fps or manifest.get("fps") or ((self.header.get("extra") or {}).get("data") or {}).get("fps")
+        self.fps = float(fps) if fps else DEFAULT_FPS
+        self.defaults = dict(defaults if defaults is not None else manifest.get("defaults") or {})
+        # which flow AE encoded a reference: its file, or (built from parts) the object itself
+        self.flow_ae_key = str(files.flow_ae) if files is not None else f"<flow AE object {id(flow_ae):x}>"
+
+    # -------------------------------------------------------------- construction
+    @classmethod
+    def from_parts(cls, flow_ae: Any, diffusion: Any, music: Any, **kw: Any) -> "DabFusionPipeline":
+        """From loaded parts (a trainer's EMA model, a toy); ``kw`` as the constructor's."""
+        return cls(flow_ae, diffusion, music, **kw)
+
+    @classmethod
+    def from_files(cls, files: Any, *, device: Any = "cpu", dtype: Any = None,
+                   search_dirs: Mapping[str, Sequence[str | os.PathLike]] | None = None,
+                   fps: float | None = None, music: Any = None) -> "DabFusionPipeline":
+        """From a :class:`~dabfusion.model_bundle.BundleFiles` (``music``: an encoder the caller built,
+        checked against the diffusion model instead of rebuilt from its spec)."""
+        from .model_bundle import load_parts
+
+        parts = load_parts(files, device=device, dtype=dtype, search_dirs=search_dirs, music=music)
+        return cls(parts.flow_ae, parts.diffusion, parts.music, files=files, header=parts.header, fps=fps)
+
+    @classmethod
+    def from_folder(cls, path: str | os.PathLike | None = None, *, device: Any = "cpu", dtype: Any = None,
+                    search_dirs: Mapping[str, Sequence[str | os.PathLike]] | None = None,
+                    cached: bool = False) -> "DabFusionPipeline":
+        """A model folder (``None``: the built-in demo model), loaded and cross-checked.
+
+        Raises :class:`~dabfusion.errors.ModelFileError` for missing files and
+        :class:`~dabfusion.errors.ConfigMismatchError` when the diffusion model was trained with
+        another flow AE or music encoder. ``cached``: reuse the last pipelines loaded from the same,
+        unchanged files (what ComfyUI's loader node wants).
+        """
+        from .model_bundle import demo_files, find_bundle_files
+
+        files = demo_files() if path is None else find_bundle_files(path)
+        if not cached:
+            return cls.from_files(files, device=device, dtype=dtype, search_dirs=search_dirs)
+        return _PIPELINE_CACHE.get(files, device=device, dtype=dtype, search_dirs=search_dirs,
+                                   load=lambda: cls.from_files(files, device=device, dtype=dtype,
+                                                               search_dirs=search_dirs))
+
+    @classmethod
+    def from_checkpoints(cls, flow_ae: str | os.PathLike, diffusion: str | os.PathLike, *,
+                         adapters: Mapping[str, str | os.PathLike] | None = None,
+                         encoders: Mapping[str, str | os.PathLike] | None = None, device: Any = "cpu",
+                         search_dirs: Mapping[str, Sequence[str | os.PathLike]] | None = None,
+                         fps: float | None = None, music: Any = None) -> "DabFusionPipeline":
+        """Checkpoints that live apart (a training run's exports), with the music adapters and frozen
+        encoder files (branch -> path) the diffusion model's music spec needs, or the ``music``
+        encoder the run built itself."""
+        from .model_bundle import separate_files
+
+        files = separate_files(flow_ae, diffusion, adapters=adapters, encoders=encoders)
+        return cls.from_files(files, device=device, search_dirs=search_dirs, fps=fps, music=music)
+
+    def with_diffusion(self, path: str | os.PathLike, *,
+                       search_dirs: Mapping[str, Sequence[str | os.PathLike]] | None = None) -> "DabFusionPipeline":
+        """Another diffusion checkpoint on this pipeline's flow AE (an ablation), with the music encoder
+        it was trained with (this one's when the spec is the same)."""
+        from .model_bundle import BundleFiles, load_diffusion_for
+
+        base = self.files
+        files = BundleFiles(base.root, base.flow_ae, Path(path).expanduser(), base.adapters, base.encoders, {})
+        unet, music, header = load_diffusion_for(files, self.flow_ae, device=self.device, search_dirs=search_dirs,
+                                                 music=self.music)
+        return type(self)(self.flow_ae, unet, music, files=files, header=header, fps=self.fps,
+                          defaults=self.defaults, name=Path(path).stem)
+
+    # -------------------------------------------------------------- what it is
+    @property
+    def device(self) -> Any:
+        return next(self.diffusion.parameters()).device
+
+    @property
+    def config(self) -> Any:
+        return self.diffusion.config
+
+    @property
+    def image_size(self) -> int:
+        return int(self.flow_ae.image_size)
+
+    @property
+    def window(self) -> int:
+        """Samples the diffusion model denoises at once (longer clips are made in windows): video
+        frames, or beat-grid samples for a beat-time model."""
+        return int(self.diffusion.config.n_frames)
+
+    def default_overlap(self) -> int:
+        from .diffusion import default_overlap
+
+        return default_overlap(self.window, beat_time=self.config.in_beat_time)
+
+    def describe(self) -> str:
+        c = self.config
+        unit = f"samples ({c.samples_per_beat} per beat, beat time)" if c.in_beat_time else "frames"
+        return (f"DabFusion model '{self.name}': {self.image_size}x{self.image_size} frames, windows of "
+                f"{self.window} {unit} at {self.fps:g} fps, latent {c.latent_channels}x{c.latent_size}x"
+                f"{c.latent_size}, music branches {[b['name'] for b in self.music.spec['branches']]}, on {self.device}")
+
+    def settings(self, *, sampler: str | None = None, steps: int | None = None, guidance: float | None = None,
+                 seed: int = 0, overlap: int | None = None) -> SamplingSettings:
+        """Sampling settings, checked: what the caller gave, else the model folder's recommendation,
+        else :data:`SAMPLING_DEFAULTS`."""
+        d, base = self.defaults, SAMPLING_DEFAULTS
+        name = check_sampler(sampler or d.get("sampler") or base.sampler)
+        steps = steps if steps is not None else (d.get("steps") if name == check_sampler(d.get("sampler") or name)
+                                                 else None)
+        if steps is not None and int(steps) < 1:
+            raise DabFusionError(f"steps must be at least 1, got {steps}")
+        guidance = float(guidance if guidance is not None else d.get("guidance", base.guidance))
+        if not math.isfinite(guidance) or guidance < 0:
+            raise DabFusionError(f"guidance must be >= 0, got {guidance}")
+        if overlap is not None and not 0 <= int(overlap) < self.window:
+            raise DabFusionError(f"overlap must be between 0 and {self.window - 1} "
+                                 f"({'beat-grid samples' if self.config.in_beat_time else 'frames'}; the window "
+                                 f"is {self.window}), got {overlap}")
+        return SamplingSettings(name, None if steps is None else int(steps), guidance, int(seed),
+                                None if overlap is None else int(overlap))
+
+    def sampling_units(self, n_frames: int, settings: SamplingSettings) -> int:
+        """Progress units of sampling ``n_frames``: U-Net steps times windows in turn (frame time), or
+        the steps alone (beat time: all windows of the clip are denoised together)."""
+        from .diffusion import plan_windows
+
+        if self.config.in_beat_time:
+            return settings.n_steps
+        k = settings.overlap if settings.overlap is not None else self.default_overlap()
+        return len(plan_windows(int(n_frames), self.window, k)) * settings.n_steps
+
+    # -------------------------------------------------------------- the steps
+    def encode_music(self, wave: Any, sample_rate: int, *, offset: float = 0.0,
+                     what: str = "the music") -> MusicClip:
+        """Check the audio (numpy or torch, ``[S]`` / ``[C, S]``) and wrap it with this model's encoder."""
+        return MusicClip(encoder=self.music, wave=as_wave(wave, what), sample_rate=int(sample_rate),
+                         offset=float(offset))
+
+    def prepare_reference(self, image: Any, **kw: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """:func:`prepare_reference` at this model's size and on its device."""
+        kw.setdefault("device", self.device)
+        return prepare_reference(image, self.image_size, **kw)
+
+    def encode_reference(self, frame: Any, *, fit: str = "crop") -> ReferenceLatent:
+        """z0 of a start frame: a frame :meth:`prepare_reference` made is used as it is; any other image
+        is squared (``fit``) and resized to the model's size first."""
+        import torch
+
+        arr = frame if isinstance(frame, np.ndarray) else None
+        s = self.image_size
+        if arr is None or arr.dtype != np.uint8 or arr.shape != (s, s, 3):
+            arr, _ = prepare_reference(frame, s, fit=fit, segment=False)
+        x = torch.from_numpy(np.array(arr, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255.0
+        z0 = self.flow_ae.encode(x)
+        return ReferenceLatent(z0=z0, image=arr, model_name=self.name, flow_ae_file=self.flow_ae_key)
+
+    def latent_reference(self, z0: Any) -> ReferenceLatent:
+        """A reference whose latent ``[1, C, h, w]`` is already known (a toy world, a cached latent)."""
+        return ReferenceLatent(z0=z0, image=None, model_name=self.name, flow_ae_file=self.flow_ae_key)
+
+    def _check_same_model(self, ref: ReferenceLatent) -> None:
+        if ref.flow_ae_file != self.flow_ae_key:
+            where = f" ({self.files.root})" if self.files is not None else ""
+            raise DabFusionError(f"the reference latent was encoded by the model '{ref.model_name}' "
+                                 f"({Path(ref.flow_ae_file).parent}), not by '{self.name}'{where}; "
+                                 "encode it with the same model you sample with")
+
+    def sample_flows(self, ref: ReferenceLatent, music: MusicClip, *, n_frames: int, fps: float | None = None,
+                     settings: SamplingSettings | None = None, progress: Progress | None = None,
+                     **setting_kw: Any) -> FlowLatent:
+        """Latent flows for ``n_frames`` frames of the music (any length, in windows).
+
+        Settings come as a :class:`SamplingSettings` or as keywords (sampler, steps, guidance, seed,
+        overlap) resolved by :meth:`settings`.
+        """
+        return self.sample_flows_batch([ref], [music], n_frames=n_frames, fps=fps, settings=settings,
+                                       progress=progress, **setting_kw)[0]
+
+    def sample_flows_batch(self, refs: Sequence[ReferenceLatent], musics: Sequence[Any], *, n_frames: int,
+                           fps: float | None = None, settings: SamplingSettings | None = None,
+                           progress: Progress | None = None, **setting_kw: Any) -> list[FlowLatent]:
+        """:meth:`sample_flows` for several clips in one batch (one generator from the seed).
+
+        ``musics``: :class:`MusicClip` s, or conditioning already in the model's space (a
+        :class:`dabfusion.diffusion.StaticMusic`: benchmarks, precomputed embeddings; frame-time models).
+        """
+        import torch
+
+        from .diffusion import generate_flows
+        from .music import check_compatible
+
+        if settings is None:
+            settings = self.settings(**setting_kw)
+        elif setting_kw:
+            raise TypeError("give either settings or setting keywords, not both")
+        if len(refs) != len(musics) or not refs:
+            raise DabFusionError(f"{len(refs)} references for {len(musics)} pieces of music")
+        for ref in refs:
+            self._check_same_model(ref)
+        clips = [m for m in musics if isinstance(m, MusicClip)]
+        for m in clips:
+            check_compatible(self.music.spec, m.spec, what=f"The model '{self.name}'")
+        fps = float(fps or self.fps)
+        n_frames = int(n_frames)
+        if n_frames < 1:
+            raise DabFusionError(f"the number of frames must be at least 1, got {n_frames}")
+        for m in clips:
+            if n_frames / fps > m.duration - m.offset + 0.5 / fps:
+                log.warning("%d frames at %g fps (%.2f s) run past the end of the music (%.2f s): the rest dances "
+                            "to silence", n_frames, fps, n_frames / fps, m.duration - m.offset)
+        generator = torch.Generator().manual_seed(int(settings.seed) % (2 ** 63))
+        z0 = torch.cat([r.z0 for r in refs]).to(self.device)
+        sources = [m.windows(fps) if isinstance(m, MusicClip) else m for m in musics]
+        out = generate_flows(self.diffusion, z0=z0, n_frames=n_frames, music=sources,
+                             overlap=settings.overlap, sampler=settings.sampler,
+                             num_inference_steps=settings.n_steps, guidance_scale=float(settings.guidance),
+                             generator=generator, callback=progress)
+        return [FlowLatent(flow=out.flow[i].float().cpu(), occlusion=out.occlusion[i].float().cpu(), fps=fps,
+                           seed=int(settings.seed), window=out.window, overlap=out.overlap, starts=list(out.starts),
+                           borders=list(out.borders[i])) for i in range(len(refs))]
+
+    def render(self, ref: ReferenceLatent, flows: FlowLatent, *, chunk: int = RENDER_CHUNK,
+               progress: Progress | None = None) -> np.ndarray:
+        """``decode(warp(z0, flow_i, occlusion_i))`` for every frame: uint8 ``[N, S, S, 3]``."""
+        from .flow_ae import render_video
+
+        self._check_same_model(ref)
+        if flows.n_frames < 1:
+            raise DabFusionError("there are no frames to decode (zero frames)")
+        latent = (self.config.latent_size,) * 2
+        if tuple(flows.flow.shape[-2:]) != latent:
+            raise DabFusionError(f"the flows are {tuple(flows.flow.shape[-2:])} but the model's latent is {latent}; "
+                                 "sample them with the same model")
+        return render_video(self.flow_ae, ref.z0, flows.flow, flows.occlusion, chunk=int(chunk), progress=progress)
+
+    def __call__(self, image: Any, wave: Any, sample_rate: int, *, seconds: float | None = None,
+                 frames: int | None = None, fps: float | None = None, sampler: str | None = None,
+                 steps: int | None = None, guidance: float | None = None, seed: int = 0,
+                 overlap: int | None = None, mask: Any = None, background: Any = None, fit: str = "crop",
+                 yolo_model: Any = None, sam_model: Any = None, progress: Progress | None = None) -> Generation:
+        """Make the person in ``image`` dance to ``wave`` (``[C, S]`` at ``sample_rate``, from its start)."""
+        fps = float(fps or self.fps)
+        settings = self.settings(sampler=sampler, steps=steps, guidance=guidance, seed=seed, overlap=overlap)
+        music = self.encode_music(wave, sample_rate)
+        n = resolve_length(fps=fps, seconds=seconds, frames=frames, music_seconds=music.duration)
+        start_frame, _ = self.prepare_reference(image, mask=mask, background=background, fit=fit,
+                                                yolo_model=yolo_model, sam_model=sam_model)
+        ref = self.encode_reference(start_frame)
+        sampling = self.sampling_units(n, settings)
+        total = sampling + math.ceil(n / RENDER_CHUNK)
+
+        def report(offset: int) -> Progress:
+            return lambda done, _total: progress(offset + done, total) if progress is not None else None
+
+        flows = self.sample_flows(ref, music, n_frames=n, fps=fps, settings=settings, progress=report(0))
+        video = self.render(ref, flows, progress=report(sampling))
+        return Generation(frames=video, fps=fps, audio=music.wave, sample_rate=music.sample_rate,
+                          reference=ref.image, flows=flows)
 
 
-# ------------------------------------------------------------------------------------ sampling
+# ------------------------------------------------------------------------------------ cache
 
 
-def sample_flows(bundle: Any, ref: ReferenceLatent, music: MusicClip, *, n_frames: int, fps: float | None = None,
-                 sampler: str = "dpm++", steps: int | None = None, guidance: float = 1.0, seed: int = 0,
-                 overlap: int | None = None, progress: Progress | None = None) -> FlowLatent:
-    """Latent flows for ``n_frames`` frames of the music from its start (any length, in windows)."""
-    import torch
+class _Cache:
+    """The last pipelines loaded from model folders, reused while their files are unchanged."""
 
-    from .diffusion import DEFAULT_STEPS, MusicWindows, generate_flows
-    from .music import check_compatible
+    SIZE = 2
 
-    _check_same_model(bundle, ref)
-    check_compatible(bundle.music.spec, music.spec, what=f"The model '{bundle.name}'")
-    name = check_sampler(sampler)
-    fps = float(fps or bundle.fps)
-    n_frames = int(n_frames)
-    if n_frames < 1:
-        raise DabFusionError(f"the number of frames must be at least 1, got {n_frames}")
-    steps = int(steps or DEFAULT_STEPS[name])
-    if steps < 1:
-        raise DabFusionError(f"steps must be at least 1, got {steps}")
-    if not math.isfinite(guidance) or guidance < 0:
-        raise DabFusionError(f"guidance must be >= 0, got {guidance}")
-    window = bundle.window
-    if overlap is not None and not 0 <= int(overlap) < window:
-        raise DabFusionError(f"overlap must be between 0 and {window - 1} frames (the window is {window}), got {overlap}")
-    if n_frames / fps > music.duration + 0.5 / fps:
-        log.warning("%d frames at %g fps (%.2f s) run past the end of the music (%.2f s): the rest dances to silence",
-                    n_frames, fps, n_frames / fps, music.duration)
-    windows = MusicWindows(music.encoder, music.wave, music.sample_rate, fps)
-    generator = torch.Generator().manual_seed(int(seed) % (2 ** 63))
-    out = generate_flows(bundle.diffusion, z0=ref.z0, n_frames=n_frames, music=windows, overlap=overlap,
-                         sampler=name, num_inference_steps=steps, guidance_scale=float(guidance),
-                         generator=generator, callback=progress)
-    return FlowLatent(flow=out.flow[0].float().cpu(), occlusion=out.occlusion[0].float().cpu(), fps=fps,
-                      seed=int(seed), window=out.window, overlap=out.overlap, starts=list(out.starts))
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.items: dict[tuple, DabFusionPipeline] = {}
+
+    def key(self, files: Any, **kw: Any) -> tuple:
+        from .model_bundle import files_stamp
+
+        dirs = tuple(sorted((k, tuple(map(str, v))) for k, v in (kw.pop("search_dirs") or {}).items()))
+        return (files_stamp(files.root), str(kw.get("device")), str(kw.get("dtype")), dirs)
+
+    def get(self, files: Any, *, load: Callable[[], DabFusionPipeline], **kw: Any) -> DabFusionPipeline:
+        key = self.key(files, **kw)
+        with self.lock:
+            hit = self.items.get(key)
+        if hit is not None:
+            return hit
+        pipe = load()
+        with self.lock:
+            self.items[key] = pipe
+            while len(self.items) > self.SIZE:
+                self.items.pop(next(iter(self.items)))
+        return pipe
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
 
 
-def decode_frames(bundle: Any, ref: ReferenceLatent, flows: FlowLatent, *, chunk: int = 16,
-                  progress: Progress | None = None) -> np.ndarray:
-    """``decode(warp(z0, flow_i, occlusion_i))`` for every frame: uint8 ``[N, S, S, 3]``."""
-    from .flow_ae import render_video
-
-    _check_same_model(bundle, ref)
-    n = flows.n_frames
-    if n < 1:
-        raise DabFusionError("there are no frames to decode (zero frames)")
-    latent = tuple(bundle.diffusion.config.latent_size for _ in range(2))
-    if tuple(flows.flow.shape[-2:]) != latent:
-        raise DabFusionError(f"the flows are {tuple(flows.flow.shape[-2:])} but the model's latent is {latent}; "
-                             "sample them with the same model")
-    return render_video(bundle.flow_ae, ref.z0, flows.flow, flows.occlusion, chunk=chunk, progress=progress)
+_PIPELINE_CACHE = _Cache()
+clear_pipeline_cache = _PIPELINE_CACHE.clear
 
 
-# ------------------------------------------------------------------------------------ all of it
-
-
-def generate(bundle: Any, image: Any, wave: Any, sample_rate: int, *, seconds: float | None = None,
-             frames: int | None = None, fps: float | None = None, sampler: str | None = None,
-             steps: int | None = None, guidance: float | None = None, seed: int = 0, overlap: int | None = None,
-             mask: Any = None, background: Any = None, fit: str = "crop", yolo_model: Any = None,
-             sam_model: Any = None, progress: Progress | None = None) -> Generation:
-    """Make the person in ``image`` dance to ``wave`` (``[C, S]`` at ``sample_rate``, from its start).
-
-    Unset sampling settings take the bundle's recommended defaults, then DPM-Solver++ with its
-    default step count and guidance 1.
-    """
-    defaults = bundle.defaults
-    sampler = sampler or defaults.get("sampler", "dpm++")
-    steps = steps or defaults.get("steps")
-    guidance = float(guidance if guidance is not None else defaults.get("guidance", 1.0))
-    fps = float(fps or bundle.fps)
-    music = music_clip(bundle, wave, sample_rate)
-    n = resolve_length(fps=fps, seconds=seconds, frames=frames, music_seconds=music.duration)
-    start_frame, _ = prepare_reference(image, bundle.image_size, mask=mask, background=background, fit=fit,
-                                       yolo_model=yolo_model, sam_model=sam_model, device=bundle.device)
-    ref = encode_reference(bundle, start_frame)
-    steps_name = check_sampler(sampler)
-    from .diffusion import DEFAULT_STEPS
-
-    n_steps = int(steps or DEFAULT_STEPS[steps_name])
-    sampling = sampling_units(bundle, n, n_steps, overlap)
-    decode_units = math.ceil(n / 16)
-    total = sampling + decode_units
-
-    def sampling_progress(done: int, _total: int) -> None:
-        if progress is not None:
-            progress(done, total)
-
-    def decoding_progress(done: int, _total: int) -> None:
-        if progress is not None:
-            progress(sampling + done, total)
-
-    flows = sample_flows(bundle, ref, music, n_frames=n, fps=fps, sampler=steps_name, steps=n_steps,
-                         guidance=guidance, seed=seed, overlap=overlap, progress=sampling_progress)
-    video = decode_frames(bundle, ref, flows, progress=decoding_progress)
-    return Generation(frames=video, fps=fps, audio=music.wave, sample_rate=music.sample_rate,
-                      reference=ref.image, flows=flows)
-
-
-def sampling_units(bundle: Any, n_frames: int, steps: int, overlap: int | None) -> int:
-    """Progress units of sampling ``n_frames``: U-Net steps times windows in turn (frame time), or
-    the steps alone (beat time: all windows of the clip are denoised together)."""
-    from .diffusion import plan_windows
-    from .diffusion.long_video import default_overlap
-
-    config = bundle.diffusion.config
-    if config.in_beat_time:
-        return int(steps)
-    k = int(overlap if overlap is not None else default_overlap(config, bundle.window))
-    return len(plan_windows(int(n_frames), bundle.window, k)) * int(steps)
+# ------------------------------------------------------------------------------------ files in, MP4 out
 
 
 def write_generation(path: str | os.PathLike, gen: Generation, *, metadata: Mapping[str, str] | None = None,
@@ -385,65 +630,59 @@ def write_generation(path: str | os.PathLike, gen: Generation, *, metadata: Mapp
                      metadata=metadata)
 
 
-def generate_video(image: str | os.PathLike, music: str | os.PathLike, out: str | os.PathLike, *,
-                   checkpoint: str | os.PathLike | None = None, device: Any = None, start: float = 0.0,
-                   seconds: float | None = None, frames: int | None = None, fps: float | None = None,
-                   sampler: str | None = None, steps: int | None = None, guidance: float | None = None,
-                   seed: int = 0, overlap: int | None = None, mask: str | os.PathLike | None = None,
-                   background: Any = None, fit: str = "crop", yolo_model: Any = None, sam_model: Any = None,
-                   search_dirs: Mapping[str, Sequence[str | os.PathLike]] | None = None,
-                   progress: Progress | None = None, bundle: Any = None) -> Path:
-    """Files in, MP4 out: the whole product in one call (what ``python -m dabfusion generate`` runs)."""
-    from .media.image import load_image, load_image_with_alpha
-    from .model_bundle import load_bundle
-
+def check_output_path(out: str | os.PathLike) -> Path:
+    """A video path in a folder that exists (made if needed) and can be written: checked before any work,
+    so a bad --out costs no generation and ends in one line, not a traceback."""
     out = Path(out)
     if out.suffix.lower() not in (".mp4", ".m4v", ".mov", ".mkv"):
         raise MediaError(f"the output must be a video file (.mp4), got {out}")
-    try:  # before any work: a bad --out must not cost a whole generation, nor end in a traceback
+    try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise MediaError(f"cannot create the output folder {out.parent} ({e.strerror or e}): choose an --out "
                          "in a folder you can write") from None
     if not os.access(out.parent, os.W_OK):
         raise MediaError(f"the output folder {out.parent} is not writable: choose an --out in a folder you can write")
+    return out
+
+
+def generate_video(image: str | os.PathLike, music: str | os.PathLike, out: str | os.PathLike, *,
+                   pipeline: DabFusionPipeline | None = None, checkpoint: str | os.PathLike | None = None,
+                   device: Any = None, start: float = 0.0, seconds: float | None = None, frames: int | None = None,
+                   fps: float | None = None, mask: str | os.PathLike | None = None,
+                   search_dirs: Mapping[str, Sequence[str | os.PathLike]] | None = None,
+                   **generate_kw: Any) -> Path:
+    """Files in, MP4 out: the whole product in one call (what ``python -m dabfusion generate`` runs).
+
+    ``generate_kw``: the pipeline call's sampling, reference and progress keywords.
+    """
+    import json
+
+    from .media.image import load_image, load_image_with_alpha
+
+    out = check_output_path(out)
     rgb, alpha = load_image_with_alpha(image)
     picture = rgb if alpha is None else np.concatenate([rgb, (alpha * 255 + 0.5).astype(np.uint8)[..., None]], -1)
     person = None
     if mask is not None:
         person = load_image(mask)[..., 0].astype(np.float32) / 255.0  # white = person
-    if bundle is None:
-        bundle = load_bundle(checkpoint, device=resolve_device(device), search_dirs=search_dirs)
-    fps_ = float(fps or bundle.fps)
+    if pipeline is None:
+        pipeline = DabFusionPipeline.from_folder(checkpoint, device=resolve_device(device), search_dirs=search_dirs)
+    fps_ = float(fps or pipeline.fps)
     # Read only what is needed of a long track: the requested span and one more second, so the beat
     # tracker sees the beat that closes the clip (the MP4's audio is cut to the video's length).
     want = frames / fps_ if frames is not None else seconds
     wave, sr = load_music(music, start=start, seconds=None if want is None else float(want) + 1.0)
-    gen = generate(bundle, picture, wave, sr, seconds=seconds, frames=frames, fps=fps_, sampler=sampler,
-                   steps=steps, guidance=guidance, seed=seed, overlap=overlap, mask=person, background=background,
-                   fit=fit, yolo_model=yolo_model, sam_model=sam_model, progress=progress)
-    meta = {"comment": f"Dance Any Beat (DabFusion): model {bundle.name}, seed {seed}",
-            "dabfusion": _json({"model": bundle.name, "seed": seed, "fps": gen.fps, "frames": len(gen.frames),
-                                "start": start, "image": os.fspath(image), "music": os.fspath(music)})}
+    gen = pipeline(picture, wave, sr, seconds=seconds, frames=frames, fps=fps_, mask=person, **generate_kw)
+    seed = generate_kw.get("seed", 0)
+    meta = {"comment": f"Dance Any Beat (DabFusion): model {pipeline.name}, seed {seed}",
+            "dabfusion": json.dumps({"model": pipeline.name, "seed": seed, "fps": gen.fps, "frames": len(gen.frames),
+                                     "start": start, "image": os.fspath(image), "music": os.fspath(music)},
+                                    sort_keys=True)}
     return write_generation(out, gen, metadata=meta)
 
 
-def _json(obj: Any) -> str:
-    import json
-
-    return json.dumps(obj, sort_keys=True)
-
-
-def resolve_device(device: Any) -> str:
-    """"auto"/None: CUDA when there is one, else the CPU; a clear error for a device that is not there."""
-    import torch
-
-    if device is None or str(device).lower() in ("", "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(str(device))
-    except (RuntimeError, ValueError):
-        raise DabFusionError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
-        raise DabFusionError(f"device {device!r} is not available on this machine: use auto or cpu")
-    return str(dev)
+__all__ = ["DabFusionPipeline", "FlowLatent", "Generation", "MusicClip", "ReferenceLatent", "SAMPLING_DEFAULTS",
+           "SamplingSettings", "as_wave", "check_output_path", "check_sampler", "clear_pipeline_cache",
+           "generate_video", "load_music", "prepare_reference", "resolve_device", "resolve_length",
+           "sampler_names", "write_generation"]

@@ -2,8 +2,8 @@
 
 Custom types exist only where no core type fits:
 
-- ``DABFUSION_MODEL``: a loaded :class:`dabfusion.model_bundle.ModelBundle` (flow AE + diffusion
-  model + music encoder, checked against each other);
+- ``DABFUSION_MODEL``: a loaded :class:`dabfusion.pipeline.DabFusionPipeline` (flow AE + diffusion
+  model + music encoder, checked against each other, and the steps the nodes call);
 - ``MUSIC_EMBEDDING``: a :class:`dabfusion.pipeline.MusicClip` (the music and the model's encoder);
 - ``DABFUSION_LATENT``: a :class:`dabfusion.pipeline.ReferenceLatent` (z0 of the start frame);
 - ``FLOW_LATENT``: a :class:`dabfusion.pipeline.FlowLatent` (generated latent flows + occlusions).

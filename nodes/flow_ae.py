@@ -35,8 +35,6 @@ class FlowAEEncode:
         }}
 
     def encode(self, model, image, fit="crop"):
-        from dabfusion.pipeline import encode_reference, prepare_reference
-
         shape = tuple(getattr(image, "shape", ()))
         if len(shape) == 4 and shape[0] != 1:
             raise MediaError(f"FlowAE Encode takes one start frame, got a batch of {shape[0]} images; pick one "
@@ -45,8 +43,7 @@ class FlowAEEncode:
             raise MediaError(f"FlowAE Encode needs an IMAGE [1, H, W, 3], got shape {shape}")
         if fit not in FITS:
             raise MediaError(f"fit must be one of {FITS}, got {fit!r}")
-        frame, _ = prepare_reference(image, model.image_size, fit=fit, segment=False)
-        ref = encode_reference(model, frame)
+        ref = model.encode_reference(image, fit=fit)
         return (ref, image_to_comfy(ref.image))
 
 
@@ -73,9 +70,7 @@ class WarpAndDecode:
         }}
 
     def decode(self, model, latent, flows, chunk_size=16):
-        from dabfusion.pipeline import decode_frames
-
         n = flows.n_frames
         bar = compat.ProgressBar(max(1, -(-n // int(chunk_size))))
-        frames = decode_frames(model, latent, flows, chunk=int(chunk_size), progress=bar)
+        frames = model.render(latent, flows, chunk=int(chunk_size), progress=bar)
         return (image_to_comfy(frames), float(flows.fps))

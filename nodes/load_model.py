@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 from dabfusion.errors import ModelFileError
-from dabfusion.model_bundle import DEMO_MODEL_DIR, is_bundle_dir, load_bundle_cached
+from dabfusion.model_bundle import DEMO_MODEL_DIR, is_bundle_dir
+from dabfusion.pipeline import DabFusionPipeline
 
 from . import comfy_compat as compat
 from .common import CATEGORY, DABFUSION_FOLDER, MODEL, register_folders, search_dirs
@@ -94,5 +95,4 @@ class LoadDabFusionModel:
         register_folders()
         path = resolve_bundle(checkpoint)
         dev = compat.torch_device() if device == "auto" else "cpu"
-        bundle = load_bundle_cached(path, device=dev, search_dirs=search_dirs())
-        return (bundle,)
+        return (DabFusionPipeline.from_folder(path, device=dev, search_dirs=search_dirs(), cached=True),)

@@ -141,8 +141,6 @@ class MusicEncoder:
         }}
 
     def encode(self, model, audio):
-        from dabfusion.pipeline import music_clip
-
         wave, sr = audio_from_comfy(audio)
-        clip = music_clip(model, wave, sr, what="the music (AUDIO input)")
+        clip = model.encode_music(wave, sr, what="the music (AUDIO input)")
         return (clip, float(clip.duration), float(clip.summary.tempo))

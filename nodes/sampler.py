@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dabfusion.diffusion.schedule import DEFAULT_STEPS, SAMPLERS
 from dabfusion.errors import DabFusionError
+from dabfusion.pipeline import SAMPLING_DEFAULTS
 
 from . import comfy_compat as compat
 from .common import CATEGORY, FLOWS, LATENT, MODEL, MUSIC
 
-SAMPLERS = ("dpm++", "ddim", "ddpm")
 UNITS = ("seconds", "frames")
 
 
@@ -33,11 +34,11 @@ class FlowDiffusionSampler:
                 "music": (MUSIC, {"tooltip": "The music from Music Encoder (same model)."}),
                 "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
                                  "tooltip": "Random seed: the same seed gives the same dance."}),
-                "steps": ("INT", {"default": 25, "min": 1, "max": 1000,
+                "steps": ("INT", {"default": DEFAULT_STEPS[SAMPLING_DEFAULTS.sampler], "min": 1, "max": 1000,
                                   "tooltip": "Denoising steps (dpm++: 15-30, ddim: 50, ddpm: 1000)."}),
-                "sampler": (list(SAMPLERS), {"default": "dpm++",
+                "sampler": (list(SAMPLERS), {"default": SAMPLING_DEFAULTS.sampler,
                                              "tooltip": "dpm++ (DPM-Solver++ 2M), ddim, or ddpm (the paper's)."}),
-                "guidance": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 20.0, "step": 0.1,
+                "guidance": ("FLOAT", {"default": SAMPLING_DEFAULTS.guidance, "min": 0.0, "max": 20.0, "step": 0.1,
                                        "tooltip": "Classifier-free guidance on the music: 1 = off (fastest); "
                                                   "higher follows the music more strongly (twice the compute)."}),
                 "length": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 100000.0, "step": 0.1,
@@ -63,7 +64,7 @@ class FlowDiffusionSampler:
         return True
 
     def sample(self, model, latent, music, seed, steps, sampler, guidance, length, length_unit, fps, overlap=-1):
-        from dabfusion.pipeline import resolve_length, sample_flows, sampling_units
+        from dabfusion.pipeline import resolve_length
 
         fps = float(fps) or model.fps
         length = float(length)
@@ -77,11 +78,8 @@ class FlowDiffusionSampler:
             n = resolve_length(fps=fps, frames=int(length))
         else:
             n = resolve_length(fps=fps, seconds=length)
-        ov = None if int(overlap) < 0 else int(overlap)
-        window = model.window
-        if ov is not None and not 0 <= ov < window:
-            raise DabFusionError(f"overlap must be between 0 and {window - 1} for this model, got {ov}")
-        bar = compat.ProgressBar(sampling_units(model, n, int(steps), ov))
-        flows = sample_flows(model, latent, music, n_frames=n, fps=fps, sampler=sampler, steps=int(steps),
-                             guidance=float(guidance), seed=int(seed), overlap=ov, progress=bar)
+        settings = model.settings(sampler=sampler, steps=int(steps), guidance=float(guidance), seed=int(seed),
+                                  overlap=None if int(overlap) < 0 else int(overlap))
+        bar = compat.ProgressBar(model.sampling_units(n, settings))
+        flows = model.sample_flows(latent, music, n_frames=n, fps=fps, settings=settings, progress=bar)
         return (flows,)

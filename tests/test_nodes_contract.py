@@ -17,8 +17,7 @@ import pytest
 from pack_loader import load_pack as load_pack_as
 import torch
 
-from dabfusion.model_bundle import ModelBundle
-from dabfusion.pipeline import FlowLatent, MusicClip, ReferenceLatent
+from dabfusion.pipeline import DabFusionPipeline, FlowLatent, MusicClip, ReferenceLatent
 from dabfusion.testing.random_bundle import make_random_bundle
 
 torch.set_num_threads(1)
@@ -53,7 +52,7 @@ def check_type(kind: str, value) -> bool:
         return isinstance(value, str)
     if kind == "VIDEO":
         return hasattr(value, "get_dimensions") and hasattr(value, "save_to")
-    return isinstance(value, {"DABFUSION_MODEL": ModelBundle, "MUSIC_EMBEDDING": MusicClip,
+    return isinstance(value, {"DABFUSION_MODEL": DabFusionPipeline, "MUSIC_EMBEDDING": MusicClip,
                               "DABFUSION_LATENT": ReferenceLatent, "FLOW_LATENT": FlowLatent}[kind])
 
 

@@ -1,5 +1,6 @@
-"""The pipeline on a random-weight bundle written by the official checkpoint writers: bundle loading
-and its cross-checks, any length in windows, seeds, the reference paths, clear errors, MP4 + audio."""
+"""The pipeline object on a random-weight bundle written by the official checkpoint writers: loading
+and its cross-checks, any length in windows, seeds, the music reaching the motion, the reference
+paths, clear errors, MP4 + audio."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import torch
 
 from dabfusion import pipeline as P
 from dabfusion.errors import ConfigMismatchError, DabFusionError, MediaError, ModelFileError
-from dabfusion.model_bundle import find_bundle_files, load_bundle, load_bundle_cached
+from dabfusion.model_bundle import find_bundle_files
+from dabfusion.pipeline import DabFusionPipeline
 from dabfusion.testing.random_bundle import make_random_bundle
 
 torch.set_num_threads(1)
@@ -37,12 +39,12 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bundle(tiny):
-    return load_bundle(tiny)
+    return DabFusionPipeline.from_folder(tiny)
 
 
 def test_bundle_loads_its_parts_and_reads_its_settings(bundle, tiny):
     assert (bundle.image_size, bundle.window, bundle.fps) == (32, 8, 30.0)
-    assert bundle.name == "random-tiny-beats" and bundle.files.root == tiny
+    assert bundle.name == "random-tiny-beats" and bundle.files.root == tiny and bundle.window == 8
     assert [b["name"] for b in bundle.music.spec["branches"]] == ["beats"]
     assert "32x32" in bundle.describe()
 
@@ -50,24 +52,24 @@ def test_bundle_loads_its_parts_and_reads_its_settings(bundle, tiny):
 def test_a_swapped_music_adapter_or_flow_ae_is_refused(tmp_path):
     good = make_random_bundle(tmp_path / "mel", music="mel+adapter")
     assert set(find_bundle_files(good).adapters) == {"mel"}
-    assert [b["name"] for b in load_bundle(good).music.spec["branches"]] == ["mel", "beats"]
+    assert [b["name"] for b in DabFusionPipeline.from_folder(good).music.spec["branches"]] == ["mel", "beats"]
     other = make_random_bundle(tmp_path / "other", music="mel+adapter", seed=1)
     bad = tmp_path / "swapped_adapter"
     shutil.copytree(good, bad)
     shutil.copyfile(other / "mel_adapter.safetensors", bad / "mel_adapter.safetensors")
     with pytest.raises(ConfigMismatchError, match="adapter"):
-        load_bundle(bad)
+        DabFusionPipeline.from_folder(bad)
     bad_ae = tmp_path / "swapped_ae"
     shutil.copytree(good, bad_ae)
     shutil.copyfile(other / "flow_ae.safetensors", bad_ae / "flow_ae.safetensors")
     with pytest.raises(ConfigMismatchError, match="flow AE"):
-        load_bundle(bad_ae)
+        DabFusionPipeline.from_folder(bad_ae)
     no_adapter = tmp_path / "no_adapter"
     shutil.copytree(good, no_adapter)
     (no_adapter / "mel_adapter.safetensors").unlink()
     (no_adapter / "bundle.json").unlink()
     with pytest.raises(ModelFileError, match="mel adapter"):
-        load_bundle(no_adapter)
+        DabFusionPipeline.from_folder(no_adapter)
 
 
 def test_missing_parts_name_the_file_and_folder(tmp_path, tiny):
@@ -75,19 +77,19 @@ def test_missing_parts_name_the_file_and_folder(tmp_path, tiny):
     half.mkdir()
     shutil.copyfile(tiny / "flow_ae.safetensors", half / "flow_ae.safetensors")
     with pytest.raises(ModelFileError) as err:
-        load_bundle(half)
+        DabFusionPipeline.from_folder(half)
     assert "diffusion.safetensors" in str(err.value) and str(half) in str(err.value)
     with pytest.raises(ModelFileError, match="not found"):
-        load_bundle(tmp_path / "nowhere")
+        DabFusionPipeline.from_folder(tmp_path / "nowhere")
 
 
 def test_cached_bundle_is_reused_until_a_file_changes(tmp_path):
     root = make_random_bundle(tmp_path / "c")
-    a, b = load_bundle_cached(root), load_bundle_cached(root)
+    a, b = DabFusionPipeline.from_folder(root, cached=True), DabFusionPipeline.from_folder(root, cached=True)
     assert a is b
     manifest = root / "bundle.json"
     manifest.write_text(manifest.read_text().replace("random-tiny-beats", "renamed"))
-    c = load_bundle_cached(root)
+    c = DabFusionPipeline.from_folder(root, cached=True)
     assert c is not a and c.name == "renamed"
 
 
@@ -95,16 +97,44 @@ def test_any_length_in_windows_and_seeds_decide_the_dance(bundle):
     image = (np.random.default_rng(0).random((40, 56, 3)) * 255).astype(np.uint8)
     wave = beat_music()
     calls = []
-    g1 = P.generate(bundle, image, wave, SR, frames=13, steps=2, seed=3, progress=lambda d, n: calls.append((d, n)))
-    g2 = P.generate(bundle, image, wave, SR, frames=13, steps=2, seed=3)
-    g3 = P.generate(bundle, image, wave, SR, frames=13, steps=2, seed=4)
+    g1 = bundle(image, wave, SR, frames=13, steps=2, seed=3, progress=lambda d, n: calls.append((d, n)))
+    g2 = bundle(image, wave, SR, frames=13, steps=2, seed=3)
+    g3 = bundle(image, wave, SR, frames=13, steps=2, seed=4)
     assert g1.frames.shape == (13, 32, 32, 3) and g1.frames.dtype == np.uint8
     assert g1.flows.starts == [0, 6] and g1.flows.flow.shape == (13, 2, 8, 8)
     assert np.array_equal(g1.frames, g2.frames)
     assert not np.array_equal(g1.frames, g3.frames)
     assert calls[-1][0] == calls[-1][1] and [d for d, _ in calls] == sorted(d for d, _ in calls)
-    long = P.generate(bundle, image, wave, SR, seconds=1.0, steps=1)
+    long = bundle(image, wave, SR, seconds=1.0, steps=1)
     assert long.frames.shape[0] == 30 and long.flows.starts == [0, 6, 12, 18, 24]
+
+
+def test_the_music_reaches_the_motion_through_the_pipeline(bundle):
+    """Same seed: another track gives other flows, the same track the same flows (bit for bit)."""
+    ref = bundle.encode_reference((np.random.default_rng(5).random((32, 32, 3)) * 255).astype(np.uint8))
+    a = bundle.encode_music(beat_music(bpm=120.0), SR)
+    b = bundle.encode_music(beat_music(bpm=90.0), SR)
+
+    def flows(music):
+        return bundle.sample_flows(ref, music, n_frames=12, steps=2, seed=7).flow
+
+    fa, fa2, fb = flows(a), flows(bundle.encode_music(beat_music(bpm=120.0), SR)), flows(b)
+    assert torch.equal(fa, fa2)
+    assert (fa - fb).abs().max() > 1e-4
+
+
+def test_settings_take_the_callers_then_the_models_then_the_defaults(bundle):
+    assert bundle.defaults == {} and bundle.settings() == P.SAMPLING_DEFAULTS
+    recommended = DabFusionPipeline.from_parts(bundle.flow_ae, bundle.diffusion, bundle.music,
+                                               defaults={"sampler": "ddim", "steps": 7, "guidance": 1.5})
+    assert recommended.settings() == P.SamplingSettings("ddim", 7, 1.5)
+    assert recommended.settings(sampler="ddpm").n_steps == 1000  # the model's steps were for its sampler
+    s = bundle.settings(sampler="ddim", guidance=2.0, overlap=3)
+    assert (s.sampler, s.guidance, s.overlap, s.n_steps) == ("ddim", 2.0, 3, 50)
+    with pytest.raises(DabFusionError, match="overlap must be between 0 and 7"):
+        bundle.settings(overlap=8)
+    with pytest.raises(DabFusionError, match="guidance"):
+        bundle.settings(guidance=-1.0)
 
 
 def test_reference_preparation(bundle):
@@ -119,12 +149,12 @@ def test_reference_preparation(bundle):
     with pytest.raises(MediaError, match="at least"):
         P.prepare_reference(np.zeros((8, 8, 3), np.uint8), 32)
     with pytest.raises(MediaError, match="one image"):
-        P.encode_reference(bundle, np.zeros((2, 32, 32, 3), np.uint8))
+        bundle.encode_reference(np.zeros((2, 32, 32, 3), np.uint8))
 
 
 def test_bad_inputs_get_clear_errors(bundle):
     with pytest.raises(MediaError, match="silent"):
-        P.music_clip(bundle, np.zeros((1, SR), np.float32), SR)
+        bundle.encode_music(np.zeros((1, SR), np.float32), SR)
     with pytest.raises(DabFusionError, match="zero frames"):
         P.resolve_length(fps=30, frames=0)
     with pytest.raises(DabFusionError, match="less than one frame"):
@@ -141,11 +171,11 @@ def test_generate_video_writes_an_mp4_with_the_music(bundle, tmp_path):
     import soundfile as sf
 
     sf.write(str(tmp_path / "m.wav"), beat_music(4.0)[0], SR)
-    out = P.generate_video(tmp_path / "p.png", tmp_path / "m.wav", tmp_path / "o.mp4", bundle=bundle, frames=9,
+    out = P.generate_video(tmp_path / "p.png", tmp_path / "m.wav", tmp_path / "o.mp4", pipeline=bundle, frames=9,
                            steps=1, start=0.5)
     with av.open(str(out)) as c:
         assert len(c.streams.video) == 1 and len(c.streams.audio) == 1
         assert c.streams.video[0].frames == 9
         assert "dabfusion" in c.metadata
     with pytest.raises(MediaError, match=r"\.mp4"):
-        P.generate_video(tmp_path / "p.png", tmp_path / "m.wav", tmp_path / "o.gif", bundle=bundle, frames=2)
+        P.generate_video(tmp_path / "p.png", tmp_path / "m.wav", tmp_path / "o.gif", pipeline=bundle, frames=2)

@@ -38,7 +38,7 @@ import logging
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -46,16 +46,16 @@ import numpy as np
 import torch
 
 from dabfusion.data.dataset import frames_to_tensor
-from dabfusion.diffusion.checkpoint import flow_ae_identity, load_diffusion
-from dabfusion.diffusion import MusicWindows, generate_flows, pad_front
+from dabfusion.diffusion import MusicWindows, pad_front
+from dabfusion.diffusion.schedule import SAMPLERS
 from dabfusion.flow_ae import render_video
 from dabfusion.metrics.borders import border_discontinuity
-from dabfusion.diffusion.schedule import SAMPLERS
 from dabfusion.metrics.alignment import DEFAULT_SMOOTH_SIGMA, beat_alignment_score, kinematic_beats, smooth_gaussian
 from dabfusion.metrics.av_align import av_align
 from dabfusion.metrics.mm_align import (MMAlignResult, circular_phase_shift, clip_beats_in_frames, estimate_lag,
                                        mm_align, music_beat_times)
 from dabfusion.metrics.optical_flow_motion import motion_speed
+from dabfusion.pipeline import DabFusionPipeline, ReferenceLatent
 from training.train_diffusion import add_music_arguments, build_music_encoder
 
 log = logging.getLogger("evaluate_diffusion")
@@ -121,29 +121,23 @@ class Clip:
     stem: str
     track: str
     gt: np.ndarray        # uint8 [L, H, W, 3]
-    z0: torch.Tensor      # [1, C, h, w]
+    ref: ReferenceLatent  # the first frame's latent
 
 
 class Evaluator:
     def __init__(self, args: argparse.Namespace) -> None:
         from dabfusion.data.dataset import AISTVideos
         from dabfusion.data.music_bank import MusicBank
-        from dabfusion.flow_ae import FlowAE
 
         self.args = args
         if args.threads:
             torch.set_num_threads(args.threads)
         self.device = torch.device(args.device)
-        self.flow_ae = FlowAE.from_checkpoint(args.flow_ae, device=self.device)
-        identity = flow_ae_identity(args.flow_ae)
-        self.encoder = build_music_encoder(args)
-        self.model, self.header = load_diffusion(args.checkpoint, music_spec=self.encoder.spec, flow_ae=identity,
-                                                 device=self.device)
-        self.ablation = None
-        if args.ablation_checkpoint:
-            self.ablation, _ = load_diffusion(args.ablation_checkpoint, music_spec=self.encoder.spec,
-                                              flow_ae=identity, device=self.device)
-        self.config = self.model.config
+        self.pipe = DabFusionPipeline.from_checkpoints(args.flow_ae, args.checkpoint, music=build_music_encoder(args),
+                                                       device=self.device, fps=args.fps)
+        self.ablation = self.pipe.with_diffusion(args.ablation_checkpoint) if args.ablation_checkpoint else None
+        self.flow_ae, self.encoder, self.config = self.pipe.flow_ae, self.pipe.music, self.pipe.config
+        self.header = self.pipe.header
         self.n = self.config.n_frames
         self.fps = float(args.fps)
         self.videos = AISTVideos(args.data, split="test", split_spec=args.split, fps=self.fps,
@@ -171,8 +165,7 @@ class Evaluator:
         for i in order:
             frames = np.asarray(self.videos.video_frames(i)[:length])
             rec = self.videos.videos[i].record
-            out.append(Clip(i, rec.name.stem, rec.name.music, frames,
-                            self.flow_ae.encode(frames_to_tensor(frames[:1])).float()))
+            out.append(Clip(i, rec.name.stem, rec.name.music, frames, self.pipe.encode_reference(frames[0])))
         if not out:
             raise SystemExit(f"no held-out video has {length} frames at {self.fps:g} fps; lower --seconds")
         return out
@@ -198,31 +191,30 @@ class Evaluator:
             flow, occ = self.flow_ae.predict_flow(ref.expand(part.shape[0], -1, -1, -1), part)
             flows.append(flow)
             occs.append(occ)
-        return render_video(self.flow_ae, clip.z0, torch.cat(flows), torch.cat(occs))
+        return render_video(self.flow_ae, clip.ref.z0, torch.cat(flows), torch.cat(occs))
 
     def music(self, track: str, offset: float = 0.0) -> MusicWindows:
-        return MusicWindows(self.encoder, self.bank.tracks[track], self.bank.sample_rate, self.fps, offset)
+        return self.pipe.encode_music(self.bank.tracks[track], self.bank.sample_rate, offset=offset).windows(self.fps)
 
-    def generate(self, model: Any, clips: list[Clip], length: int, *, offsets: Sequence[float] | None = None,
-                 sampler: str | None = None, steps: int | None = None, seed_extra: int = 0) -> list[Generated]:
+    def generate(self, pipe: DabFusionPipeline, clips: list[Clip], length: int, *,
+                 offsets: Sequence[float] | None = None, sampler: str | None = None, steps: int | None = None,
+                 seed_extra: int = 0) -> list[Generated]:
         """Clips generated in batches of ``--batch`` (one seed per batch: every experiment sees the same noise)."""
         offsets = list(offsets) if offsets is not None else [0.0] * len(clips)
+        settings = pipe.settings(sampler=sampler or self.args.sampler, steps=steps or self.args.steps,
+                                 guidance=self.args.guidance_scale, overlap=self.args.overlap)
         out: list[Generated] = []
         bs = max(1, self.args.batch)
         for i in range(0, len(clips), bs):
             part, offs = clips[i:i + bs], offsets[i:i + bs]
-            gen = torch.Generator().manual_seed(self.args.seed * 100_003 + i * 7 + seed_extra)
+            music = [pipe.encode_music(self.bank.tracks[c.track], self.bank.sample_rate, offset=o)
+                     for c, o in zip(part, offs)]
             t0 = time.perf_counter()
-            sample = generate_flows(model, z0=torch.cat([c.z0 for c in part]), n_frames=length,
-                                    music=[self.music(c.track, o) for c, o in zip(part, offs)],
-                                    overlap=self.args.overlap, sampler=sampler or self.args.sampler,
-                                    num_inference_steps=steps or self.args.steps,
-                                    guidance_scale=self.args.guidance_scale, generator=gen)
+            flows = pipe.sample_flows_batch([c.ref for c in part], music, n_frames=length, fps=self.fps,
+                                            settings=replace(settings, seed=self.args.seed * 100_003 + i * 7 + seed_extra))
             seconds = (time.perf_counter() - t0) / len(part)
-            for k, c in enumerate(part):
-                video = render_video(self.flow_ae, c.z0, sample.flow[k], sample.occlusion[k])
-                out.append(Generated(video, sample.flow[k], sample.starts, sample.window, sample.overlap, seconds,
-                                     sample.borders[k]))
+            for c, f in zip(part, flows):
+                out.append(Generated(pipe.render(c.ref, f), f.flow, f.starts, f.window, f.overlap, seconds, f.borders))
         return out
 
     def wave(self, track: str, delay: float = 0.0) -> np.ndarray:
@@ -296,7 +288,7 @@ class Evaluator:
                      row["gt_mm_align"], row["rec_mm_align"], row["mis_mm_align"], row["gen_av_align"],
                      row["gt_av_align"], row["gen_kinematic_beats"], row["gt_kinematic_beats"],
                      row["kin_near_border"])
-        if model is self.model:
+        if model is self.pipe:
             self._cache = cache
             plot_speed_vs_borders(self.out / "speed_vs_borders.png", traces[:PLOTTED_CLIPS])
         return {"rows": rows, "summary": summarise_main(rows)}
@@ -306,8 +298,8 @@ class Evaluator:
                    for c in clips]
         cached = getattr(self, "_cache", {})
         base = ([cached[c.stem] for c in clips] if all(c.stem in cached for c in clips)
-                else self.generate(self.model, clips, length))
-        delayed = self.generate(self.model, clips, length, offsets=[-p / 2 for p in periods])
+                else self.generate(self.pipe, clips, length))
+        delayed = self.generate(self.pipe, clips, length, offsets=[-p / 2 for p in periods])
         rows = []
         for c, period, g0, g1 in zip(clips, periods, base, delayed):
             delay = period / 2
@@ -340,7 +332,7 @@ class Evaluator:
     def run_samplers(self, clips: list[Clip], length: int) -> dict[str, Any]:
         rows = [{"video": c.stem} for c in clips]
         for name, sampler, steps in (("dpm++", "dpm++", self.args.steps), ("ddpm", "ddpm", self.args.ddpm_steps)):
-            for row, c, g in zip(rows, clips, self.generate(self.model, clips, length, sampler=sampler, steps=steps)):
+            for row, c, g in zip(rows, clips, self.generate(self.pipe, clips, length, sampler=sampler, steps=steps)):
                 sc = self.score(g.video, c.track)
                 row.update({f"{name}_mm_align": sc["mm_align"], f"{name}_av_align": sc["av_align"],
                             f"{name}_seconds": g.seconds})
@@ -363,7 +355,7 @@ class Evaluator:
 
     def run_long(self, clips: list[Clip], length: int) -> dict[str, Any]:
         rows, per_window = [], {}
-        for c, sample in zip(clips, self.generate(self.model, clips, length, seed_extra=1)):
+        for c, sample in zip(clips, self.generate(self.pipe, clips, length, seed_extra=1)):
             video = sample.video
             disc = border_discontinuity(sample.flow, sample.borders)
             speed = motion_speed(video, self.fps, size=self.args.metric_size)
@@ -413,15 +405,15 @@ class Evaluator:
             "tracks": sorted({c.track for c in clips}), "sigma": args.sigma}
         for c in clips:
             c.gt = c.gt[:need]
-        main_clips = [Clip(c.index, c.stem, c.track, c.gt[:length], c.z0) for c in clips]
+        main_clips = [Clip(c.index, c.stem, c.track, c.gt[:length], c.ref) for c in clips]
         if "main" in todo:
-            results["main"] = self.run_main(self.model, main_clips, length)
+            results["main"] = self.run_main(self.pipe, main_clips, length)
             self.write(results)
         if "delay" in todo:
             results["delay"] = self.run_delay(main_clips, length)
             self.write(results)
         if "samplers" in todo:
-            one = [Clip(c.index, c.stem, c.track, c.gt[:sampler_length], c.z0) for c in clips[:args.sampler_videos]]
+            one = [Clip(c.index, c.stem, c.track, c.gt[:sampler_length], c.ref) for c in clips[:args.sampler_videos]]
             results["samplers"] = self.run_samplers(one, sampler_length)
             self.write(results)
         if "long" in todo:

@@ -29,20 +29,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from dabfusion.data.dataset import frames_to_tensor
 from dabfusion.diffusion.checkpoint import flow_ae_identity, save_diffusion
 from dabfusion.diffusion.config import PRESETS, DiffusionConfig, get_config
 from dabfusion.diffusion.data import (BeatWindowDataset, FlowWindowDataset, TargetSpec, build_flow_targets,
                                       build_music_table, collate, needed_music_starts)
 from dabfusion.diffusion.losses import diffusion_loss
-from dabfusion.diffusion import MusicWindows, generate_flows
-from dabfusion.flow_ae import render_video
 from dabfusion.diffusion.schedule import SAMPLERS, training_scheduler
 from dabfusion.diffusion.unet3d import UNet3D, count_parameters
 from dabfusion.training_utils import StageTrainer, add_common_training_args, train_main
@@ -304,25 +302,26 @@ class Trainer(StageTrainer):
     @torch.no_grad()
     def write_samples(self) -> None:
         from dabfusion.media.video import write_mp4
+        from dabfusion.pipeline import DabFusionPipeline
 
         src = self.data.sample_src
         n = self.config.n_frames
         frames_total = int(self.args.sample_frames or 2 * n)
         model = self.ema.model.eval()
+        pipe = DabFusionPipeline.from_parts(self.flow_ae, model, self.encoder, fps=self.args.fps,
+                                            name=f"step {self.step}")
+        settings = pipe.settings(sampler=self.args.sample_sampler, steps=self.args.sample_steps,
+                                 guidance=self.args.guidance_scale)
         for k in range(min(self.args.num_samples, len(src.videos))):
             vi = k * max(1, len(src.videos) // max(1, self.args.num_samples))
             rec = src.videos[vi]
             gt = np.asarray(src.video_frames(vi)[:frames_total])
             length = gt.shape[0]
-            ref = frames_to_tensor(gt[:1])
-            z0 = self.flow_ae.encode(ref).float()
             track = rec.record.name.music
-            music = MusicWindows(self.encoder, self.data.bank.tracks[track], self.data.bank.sample_rate, self.args.fps)
-            gen = torch.Generator().manual_seed(self.args.seed + k)
-            sample = generate_flows(model, z0=z0, n_frames=length, music=music, sampler=self.args.sample_sampler,
-                                    num_inference_steps=self.args.sample_steps,
-                                    guidance_scale=self.args.guidance_scale, generator=gen)
-            video = render_video(self.flow_ae, z0, sample.flow[0], sample.occlusion[0])
+            ref = pipe.encode_reference(gt[0])
+            music = pipe.encode_music(self.data.bank.tracks[track], self.data.bank.sample_rate)
+            flows = pipe.sample_flows(ref, music, n_frames=length, settings=replace(settings, seed=self.args.seed + k))
+            video = pipe.render(ref, flows)
             both = np.concatenate([video, gt[:length]], axis=2)  # generated | ground truth
             seg = self.data.bank.segment(track, 0.0, self.data.bank.n_samples(length / self.args.fps))
             path = self.out / "samples" / f"step_{self.step:08d}_{rec.record.name.stem}.mp4"

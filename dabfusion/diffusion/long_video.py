@@ -116,7 +116,7 @@ def generate_flows(model: Any, *, z0: torch.Tensor, n_frames: int,
                                       start_from_reference=start_from_reference)
     device = next(model.parameters()).device
     win = int(window or config.n_frames)
-    k = int(overlap if overlap is not None else default_overlap(config, win))
+    k = int(overlap if overlap is not None else default_overlap(win, beat_time=config.in_beat_time))
     starts = plan_windows(int(n_frames), win, k)
     size = config.latent_size
     total_ext = starts[-1] + win
@@ -158,9 +158,10 @@ def generate_flows(model: Any, *, z0: torch.Tensor, n_frames: int,
                       borders=[borders] * b)
 
 
-def default_overlap(config: Any, window: int) -> int:
-    """Frames: a quarter of the window (a known prefix); beats: half (windows denoised together)."""
-    return max(1, window // 2) if config.in_beat_time else max(1, window // 4)
+def default_overlap(window: int, *, beat_time: bool) -> int:
+    """The one default overlap of consecutive windows. Frames: a quarter of the window (a known
+    prefix); beats: half (windows denoised together)."""
+    return max(1, window // 2) if beat_time else max(1, window // 4)
 
 
 def _generate_in_beat_time(model: Any, *, z0: torch.Tensor, n_frames: int, sources: list, window: int | None,
@@ -174,7 +175,7 @@ def _generate_in_beat_time(model: Any, *, z0: torch.Tensor, n_frames: int, sourc
     device = next(model.parameters()).device
     b = z0.shape[0]
     win = int(window or config.n_frames)
-    k = int(overlap if overlap is not None else default_overlap(config, win))
+    k = int(overlap if overlap is not None else default_overlap(win, beat_time=config.in_beat_time))
     per = config.samples_per_beat
     tracks: list[BeatMusic | None] = []
     for src in sources:

@@ -39,7 +39,7 @@ import torch
 
 from .config import DiffusionConfig
 
-SAMPLERS = ("ddpm", "ddim", "dpm++")
+SAMPLERS = ("dpm++", "ddim", "ddpm")
 DEFAULT_STEPS = {"ddpm": 1000, "ddim": 50, "dpm++": 25}
 _ALIASES = {"dpmsolver++": "dpm++", "dpm-solver++": "dpm++", "dpmpp": "dpm++", "dpm_solver++": "dpm++",
             "dpmsolver": "dpm++"}

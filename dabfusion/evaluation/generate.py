@@ -8,12 +8,12 @@ music and the first frame from the test set"):
   :meth:`TestSet.clips` picks up to ``limit`` videos long enough for the longest clip, spread
   round-robin over the tracks (so over genres), each time from the camera used least so far, so
   that small subsets still fill the per-genre and per-camera tables.
-- :class:`EvalModels`: the flow AE, the diffusion model (and the ablation model trained without
-  beat features) and, for each, the music encoder its checkpoint's ``music_spec`` describes,
-  rebuilt with :func:`dabfusion.model_bundle.music_encoder_for`; from a model folder (bundle,
-  e.g. the built-in demo model) or from separate checkpoints.
-- :func:`generate_video`: one clip = the reference frame + ``n`` generated frames, every frame
-  ``decode(warp(z0, flow_i, occ_i))`` (:func:`dabfusion.diffusion.generate_flows` in windows).
+- :class:`EvalModels`: the pipeline of the diffusion model (and of the ablation model trained
+  without beat features, on the same flow AE), each with the music encoder its checkpoint's
+  ``music_spec`` describes; from a model folder (bundle, e.g. the built-in demo model) or from
+  separate checkpoints.
+- :func:`generate_video`: one clip = the reference frame + ``n`` generated frames, through the
+  model's :class:`dabfusion.pipeline.DabFusionPipeline`.
 - :class:`VideoCache`: generated clips stored as ``.npy`` under a key that hashes everything that
   decides the pixels (weights, music spec, video, length, fps, sampler, steps, guidance, seed,
   overlap), so re-running the evaluation (e.g. with a new metric's weights) re-uses them.
@@ -32,7 +32,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -168,34 +168,41 @@ class TestSet:
 
 @dataclass
 class EvalModel:
-    """One diffusion model with the music encoder it was trained on."""
+    """One diffusion model, as the pipeline that generates with it."""
 
     name: str
-    diffusion: Any
-    music: Any
+    pipeline: Any          # dabfusion.pipeline.DabFusionPipeline
     identity: str          # hash of the weights + spec, for the video cache
     path: str
 
     @property
     def uses_beats(self) -> bool:
-        return bool(self.diffusion.config.uses_beats)
+        return bool(self.pipeline.config.uses_beats)
 
     @property
     def window(self) -> int:
-        return int(self.diffusion.config.n_frames)
+        return self.pipeline.window
 
 
 @dataclass
 class EvalModels:
-    flow_ae: Any
+    """The main model (and the ablation) on one flow AE."""
+
     models: dict[str, EvalModel]
     fps: float
-    defaults: dict = field(default_factory=dict)
     description: str = ""
 
     @property
+    def main(self) -> Any:
+        return self.models["main"].pipeline
+
+    @property
     def image_size(self) -> int:
-        return int(self.flow_ae.image_size)
+        return self.main.image_size
+
+    @property
+    def defaults(self) -> dict:
+        return self.main.defaults
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
@@ -214,78 +221,56 @@ def load_models(*, model_dir: str | os.PathLike | None = None, flow_ae: str | os
                 wav2clip: str | os.PathLike | None = None, clap: str | os.PathLike | None = None,
                 adapters: Mapping[str, str | os.PathLike] | None = None, fps: float | None = None,
                 device: str | torch.device = "cpu") -> EvalModels:
-    """Load the flow AE and the diffusion model(s), each with the music encoder of its ``music_spec``.
+    """The main pipeline and the ablation's (same flow AE), each with the music encoder of its ``music_spec``.
 
     Either ``model_dir`` (a bundle folder; ``None`` with no checkpoints = the built-in demo model)
     or ``flow_ae`` + ``diffusion`` checkpoints. Frozen music encoders come from ``wav2clip`` /
     ``clap`` (paths), adapters from the bundle or ``adapters`` (branch -> path).
     """
-    from ..diffusion import load_diffusion, read_diffusion_config
     from ..diffusion.checkpoint import flow_ae_identity
-    from ..flow_ae import FlowAE
-    from ..model_bundle import DEMO_MODEL_DIR, BundleFiles, find_bundle_files, is_bundle_dir, music_encoder_for
+    from ..model_bundle import BundleFiles, demo_files, find_bundle_files, separate_files
     from ..music.encoder import spec_hash
+    from ..pipeline import DabFusionPipeline
 
-    if model_dir is None and flow_ae is None and diffusion is None:
-        if not is_bundle_dir(DEMO_MODEL_DIR):
-            raise ModelFileError(f"No model given and the built-in demo model ({DEMO_MODEL_DIR}) is not in this copy; "
-                                 "pass --model FOLDER, or --flow-ae and --diffusion checkpoints.")
-        model_dir = DEMO_MODEL_DIR
+    if model_dir is not None and (flow_ae is not None or diffusion is not None):
+        raise ModelFileError("Give either a model folder (--model) or --flow-ae and --diffusion, not both.")
+    if model_dir is None and (flow_ae is None) != (diffusion is None):
+        raise ModelFileError("Both --flow-ae and --diffusion are needed (or a model folder with --model).")
     if model_dir is not None:
-        if flow_ae is not None or diffusion is not None:
-            raise ModelFileError("Give either a model folder (--model) or --flow-ae and --diffusion, not both.")
         files = find_bundle_files(model_dir)
+    elif flow_ae is not None:
+        files = separate_files(flow_ae, diffusion)
     else:
-        if flow_ae is None or diffusion is None:
-            raise ModelFileError("Both --flow-ae and --diffusion are needed (or a model folder with --model).")
-        files = BundleFiles(Path(diffusion).expanduser().parent, Path(flow_ae).expanduser(),
-                            Path(diffusion).expanduser(), {}, {}, {})
+        files = demo_files()
+    encoders = {**files.encoders, **({"wav2clip": str(wav2clip)} if wav2clip else {}),
+                **({"clap": str(clap)} if clap else {})}
     given = {k: Path(v).expanduser() for k, v in (adapters or {}).items()}  # explicit adapters win
-    encoders = dict(files.encoders)
-    if wav2clip:
-        encoders["wav2clip"] = str(wav2clip)
-    if clap:
-        encoders["clap"] = str(clap)
     files = BundleFiles(files.root, files.flow_ae, files.diffusion, {**files.adapters, **given}, encoders,
                         files.manifest)
-
-    device = torch.device(device)
-    ae = FlowAE.from_checkpoint(files.flow_ae, device=device)
-    ident = flow_ae_identity(ae)
-    encoders_by_spec: dict[str, Any] = {}
+    main = DabFusionPipeline.from_files(files, device=device, fps=fps)
+    weights = flow_ae_identity(main.flow_ae)["weights_sha256"]
     models: dict[str, EvalModel] = {}
-    header: dict = {}
     for key, path in (("main", files.diffusion), ("ablation", ablation)):
         if path is None:
             continue
-        config = read_diffusion_config(path)
-        if config.music_spec is None:
-            raise ModelFileError(f"{path} records no music encoder spec; re-export it with training/train_diffusion.py.")
-        sh = spec_hash(config.music_spec)
-        if sh not in encoders_by_spec:
-            encoders_by_spec[sh] = music_encoder_for(config.music_spec, files, device=str(device))
-        music = encoders_by_spec[sh]
-        unet, hdr = load_diffusion(path, music_spec=music.spec, flow_ae=ident, device=device)
-        if key == "main":
-            header = hdr
-        ident_str = hashlib.sha256(f"{file_sha256(path)}|{ident['weights_sha256']}|{sh}".encode()).hexdigest()
-        models[key] = EvalModel(key, unet, music, ident_str, str(path))
-    if fps is None:
-        fps = files.manifest.get("fps") or ((header.get("extra") or {}).get("data") or {}).get("fps") or DEFAULT_FPS
+        pipe = main if key == "main" else main.with_diffusion(path)
+        ident = hashlib.sha256(f"{file_sha256(path)}|{weights}|{spec_hash(pipe.music.spec)}".encode()).hexdigest()
+        models[key] = EvalModel(key, pipe, ident, str(path))
     m = models["main"]
-    desc = (f"{files.root.name if model_dir is not None else Path(files.diffusion).name}: {ae.image_size}x"
-            f"{ae.image_size} frames, windows of {m.window} frames, music branches "
-            f"{[b['name'] for b in m.music.spec['branches']]}, beat features {'on' if m.uses_beats else 'off'}")
-    return EvalModels(ae, models, float(fps), dict(files.manifest.get("defaults") or {}), desc)
+    desc = (f"{files.root.name if model_dir is not None else Path(files.diffusion).name}: {main.image_size}x"
+            f"{main.image_size} frames, windows of {m.window} frames, music branches "
+            f"{[b['name'] for b in main.music.spec['branches']]}, beat features {'on' if m.uses_beats else 'off'}")
+    return EvalModels(models, main.fps, desc)
 
 
 # ------------------------------------------------------------------------------------ generation
 
 
 def plan(length: int, window: int, overlap: int | None) -> tuple[list[int], int]:
-    from ..diffusion import plan_windows
+    """A frame-time model's windows (the only kind whose short clips can be prefixes of long ones)."""
+    from ..diffusion import default_overlap, plan_windows
 
-    k = int(overlap if overlap is not None else max(1, window // 4))
+    k = int(overlap if overlap is not None else default_overlap(int(window), beat_time=False))
     return plan_windows(int(length), int(window), k), k
 
 
@@ -311,20 +296,14 @@ def seed_for(stem: str, base: int) -> int:
 
 
 @torch.no_grad()
-def generate_video(flow_ae: Any, model: EvalModel, reference: np.ndarray, wave: np.ndarray, sample_rate: int, *,
-                   fps: float, length: int, sampler: str = "dpm++", steps: int | None = None,
-                   guidance: float = 1.0, seed: int = 0, overlap: int | None = None) -> np.ndarray:
+def generate_video(model: EvalModel, reference: np.ndarray, wave: np.ndarray, sample_rate: int, *, fps: float,
+                   length: int, settings: Any) -> np.ndarray:
     """``length`` frames (frame 0 = the reference re-drawn, then the generated ones), uint8 ``[L, S, S, 3]``."""
-    from ..diffusion import MusicWindows, generate_flows
-    from ..flow_ae import render_video
-
-    ref = torch.from_numpy(np.array(reference, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255.0
-    z0 = flow_ae.encode(ref).float()
-    music = MusicWindows(model.music, wave, sample_rate, fps)
-    gen = torch.Generator().manual_seed(int(seed) % (2 ** 63))
-    out = generate_flows(model.diffusion, z0=z0, n_frames=int(length), music=music, overlap=overlap, sampler=sampler,
-                         num_inference_steps=steps, guidance_scale=float(guidance), generator=gen)
-    return render_video(flow_ae, z0, out.flow[0], out.occlusion[0])
+    pipe = model.pipeline
+    ref = pipe.encode_reference(np.asarray(reference, dtype=np.uint8))
+    flows = pipe.sample_flows(ref, pipe.encode_music(wave, sample_rate), n_frames=int(length), fps=fps,
+                              settings=settings)
+    return pipe.render(ref, flows)
 
 
 class VideoCache:
@@ -362,15 +341,6 @@ class VideoCache:
 
 
 @dataclass
-class SamplingSettings:
-    sampler: str = "dpm++"
-    steps: int | None = None
-    guidance: float = 1.0
-    seed: int = 0
-    overlap: int | None = None
-
-
-@dataclass
 class Generated:
     """Clips by (model key, generated frames) and video stem, and the seconds spent sampling."""
 
@@ -381,7 +351,7 @@ class Generated:
 
 
 def generate_all(models: EvalModels, test: TestSet, clips: Sequence[TestClip], frames: Sequence[int],
-                 settings: SamplingSettings, cache: VideoCache, *,
+                 settings: Any, cache: VideoCache, *,
                  progress: Callable[[str], Any] | None = None) -> Generated:
     """Every clip (reference + ``n`` generated frames for each ``n`` in ``frames``) for every model."""
     lengths = sorted({int(n) + 1 for n in frames})
@@ -391,7 +361,7 @@ def generate_all(models: EvalModels, test: TestSet, clips: Sequence[TestClip], f
             done: dict[int, np.ndarray] = {}
             for length in sorted(lengths, reverse=True):
                 # beat-time models denoise a clip's windows together: a shorter clip is not a prefix
-                src = None if model.diffusion.config.in_beat_time else next(
+                src = None if model.pipeline.config.in_beat_time else next(
                     (ln for ln in done if prefix_is_exact(length, ln, model.window, settings.overlap)), None)
                 if src is not None:
                     done[length] = done[src][:length]
@@ -404,10 +374,9 @@ def generate_all(models: EvalModels, test: TestSet, clips: Sequence[TestClip], f
                 t0 = time.perf_counter()
                 video = cache.load(key, length, models.image_size)
                 if video is None:
-                    video = generate_video(models.flow_ae, model, clip.reference, test.wave(clip.track),
-                                           test.sample_rate, fps=models.fps, length=length, sampler=settings.sampler,
-                                           steps=settings.steps, guidance=settings.guidance,
-                                           seed=seed_for(clip.stem, settings.seed), overlap=settings.overlap)
+                    video = generate_video(model, clip.reference, test.wave(clip.track), test.sample_rate,
+                                           fps=models.fps, length=length,
+                                           settings=replace(settings, seed=seed_for(clip.stem, settings.seed)))
                     cache.save(key, video, {**fields, "model_path": model.path, "track": clip.track})
                     out.sampled += 1
                     dt = time.perf_counter() - t0
@@ -437,6 +406,6 @@ def describe_windows(length: int, window: int, overlap: int | None) -> str:
     return f"{len(starts)} windows of {window} frames (overlap {k})"
 
 
-__all__ = ["EvalModel", "EvalModels", "Generated", "SamplingSettings", "TestClip", "TestSet", "VideoCache",
+__all__ = ["EvalModel", "EvalModels", "Generated", "TestClip", "TestSet", "VideoCache",
            "describe_windows", "estimate_unet_calls", "generate_all", "generate_video", "load_models",
            "prefix_is_exact", "round_robin", "seed_for"]

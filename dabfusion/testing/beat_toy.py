@@ -169,21 +169,21 @@ def train(config, dataset, *, steps: int, batch_size: int = 8, lr: float = 2e-3,
 def evaluate(model, tracks: list[ToyTrack], encoder, *, seconds: float, steps: int = 20, guidance: float = 1.0,
              seed: int = 0) -> dict[str, Any]:
     """Own-music and mismatched 2D-MM Align, and the motion's shift under a half-beat music delay."""
-    from ..diffusion import MusicWindows, generate_flows
     from ..metrics.mm_align import clip_beats_in_frames, estimate_lag, mm_align_from_speed
+    from ..pipeline import DabFusionPipeline
 
+    pipe = DabFusionPipeline.from_parts(None, model, encoder, fps=FPS, name="beat toy")  # latents only: no flow AE
     n = int(round(seconds * FPS))
     rows = []
     for k, tr in enumerate(tracks):
         other = tracks[(k + 1) % len(tracks)]
         period = 60.0 / tr.bpm
-        z0 = dancer_latent(k % len(AMPLITUDES), model.config.latent_channels)
+        ref = pipe.latent_reference(dancer_latent(k % len(AMPLITUDES), model.config.latent_channels))
         speeds = []
         for delay in (0.0, period / 2):
-            music = MusicWindows(encoder, tr.wave, SAMPLE_RATE, FPS, offset=-delay)
-            out = generate_flows(model, z0=z0, n_frames=n, music=music, num_inference_steps=steps,
-                                 guidance_scale=guidance, generator=torch.Generator().manual_seed(seed + k))
-            speeds.append(speed_of(out.flow[0]))
+            music = pipe.encode_music(tr.wave, SAMPLE_RATE, offset=-delay)
+            flows = pipe.sample_flows(ref, music, n_frames=n, steps=steps, guidance=guidance, seed=seed + k)
+            speeds.append(speed_of(flows.flow))
         own = mm_align_from_speed(speeds[0], clip_beats_in_frames(tr.beats, FPS, n))
         mis = mm_align_from_speed(speeds[0], clip_beats_in_frames(other.beats, FPS, n))
         gt = mm_align_from_speed(speed_of(torch.as_tensor(latent_flows(
