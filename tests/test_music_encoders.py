@@ -63,7 +63,7 @@ def test_clap_loads_from_the_official_layout_and_skips_the_text_tower(clap_tiny)
     assert loaded.amodel == "HTSAT-tiny" and loaded.fusion_type is None
     assert loaded.source == "630k-audioset-best.pt" and loaded.identity()["random_weights"] is False
     assert not any(n.startswith("text") for n in loaded.state_dict())
-    assert cb.htsat_module().__name__.startswith(cb._ALIAS)  # laion_clap/__init__ never ran
+    assert loaded.backend == "transformers"  # no laion_clap (tests/test_clap_transformers.py)
     x = noise(3.0, 44100, channels=2)
     e = loaded.embed(x, 44100)
     assert e.shape == (512,) and e.dtype == np.float32
