@@ -9,6 +9,7 @@
 
 from .beat_alignment import BeatAlignment
 from .common import register_folders
+from .examples import provide_examples_in_comfyui
 from .flow_ae import FlowAEEncode, WarpAndDecode
 from .load_model import LoadDabFusionModel
 from .music import LoadMusic, MusicEncoder
@@ -17,6 +18,7 @@ from .segment import SegmentPerson
 from .video import VideoCombine
 
 register_folders()
+provide_examples_in_comfyui()  # the example files the templates name, into ComfyUI's input/
 
 NODE_CLASS_MAPPINGS: dict = {
     "DabFusionModelLoader": LoadDabFusionModel,

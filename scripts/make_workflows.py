@@ -10,6 +10,12 @@ UI format (what the front-end saves, version 0.4): nodes with id/type/pos/size/i
 widgets_values, links ``[id, from_node, from_slot, to_node, to_slot, type]``. ComfyUI lists every
 ``*.json`` directly in a custom node's ``workflows/`` (or ``example_workflows/``) folder as the
 pack's templates; the API-format copies live one level deeper so they are not listed.
+
+The template browser of ComfyUI's front-end (1.27) shows a custom pack's template by its file name
+alone (title and description are both the file stem) and its thumbnail is ``<stem>.jpg`` beside
+the JSON file (written by scripts/make_thumbnails.py), so the file names are the readable titles.
+The example files the graphs name are in dabfusion/assets/examples/; the pack copies them into
+ComfyUI's input folder when it loads (nodes/examples.py), so the templates run as shipped.
 """
 
 from __future__ import annotations
@@ -62,11 +68,16 @@ class Node:
 
 @dataclass
 class Graph:
-    name: str
+    name: str  # stable id (the workflow's uuid is derived from it)
     description: str
     nodes: list[Node]
     links: list[tuple[int, int, int, str]]  # (from node, from slot, to node, to input name)
     note: str = ""
+    title: str = ""  # the file stem, i.e. what the template browser shows: words, no "_" (default: name)
+
+    @property
+    def stem(self) -> str:
+        return self.title or self.name
 
 
 def node_spec(node_type: str, mappings: dict, display: dict) -> dict[str, Any]:
@@ -186,9 +197,8 @@ def to_ui(graph: Graph, specs: dict[int, dict]) -> dict[str, Any]:
 
 _ABOUT = ("Dance Any Beat (DabFusion). The built-in demo model was trained on SynthDance, the project's "
           "synthetic dance world: it animates SynthDance-like dancers, not photos of real people (train on "
-          "AIST++ with the scripts in training/ for that). The example music is found automatically; to run "
-          "the example image, copy it from the pack's dabfusion/assets/examples/ into ComfyUI's input folder "
-          "(or upload your own).")
+          "AIST++ with the scripts in training/ for that). The example image and music are placed in ComfyUI's "
+          "input folder by the pack when ComfyUI starts, so this runs as it is; upload your own to change them.")
 
 
 def _core_chain(image_node: int, music_seconds: float, length: float, x0: int = 0, seed: int = 0,
@@ -235,18 +245,21 @@ def graphs() -> list[Graph]:
             n.widgets["filename_prefix"] = "DanceAnyBeat/long_dance"
     return [
         Graph("dance_any_beat_image_music", "Image + music -> dancing video (MP4 with the music).", a_nodes, a_links,
-              _ABOUT + " Pick a start frame and a music file; 'length' 0 makes the video as long as the music."),
+              _ABOUT + " Pick a start frame and a music file; 'length' 0 makes the video as long as the music.",
+              title="Dance Any Beat - image and music"),
         Graph("dance_any_beat_choreograph_anyone",
               "Choreograph anyone: a photo -> Segment Person -> start frame -> dancing video.", b_nodes, b_links,
               _ABOUT + " Segment Person cuts the person out (here from the image's transparency: Load Image's MASK "
               "is 1 - alpha, hence invert_mask) and stands them where the training dancers stand. For ordinary "
-              "photos pick a YOLO model (models/ultralytics_bbox) and a SAM model (models/sams)."),
+              "photos pick a YOLO model (models/ultralytics_bbox) and a SAM model (models/sams).",
+              title="Dance Any Beat - choreograph anyone"),
         Graph("dance_any_beat_long_video",
               "A long video: the whole track, made in overlapping windows that all warp the original image.",
               c_nodes, c_links,
               _ABOUT + " Any length works: the sampler generates overlapping windows (the built-in model denoises "
               "them together on the music's beat grid, so there are no seams), all relative to the original "
-              "reference (no chaining drift). Set 'length' (seconds) to what you need; 0 = the whole music."),
+              "reference (no chaining drift). Set 'length' (seconds) to what you need; 0 = the whole music.",
+              title="Dance Any Beat - long video"),
     ]
 
 
@@ -257,8 +270,8 @@ def build(out: Path = OUT) -> list[Path]:
     (out / "api").mkdir(parents=True, exist_ok=True)
     for graph in graphs():
         specs = {n.id: node_spec(n.type, mappings, display) for n in graph.nodes}
-        for path, data in ((out / f"{graph.name}.json", to_ui(graph, specs)),
-                           (out / "api" / f"{graph.name}.json", to_api(graph, specs))):
+        for path, data in ((out / f"{graph.stem}.json", to_ui(graph, specs)),
+                           (out / "api" / f"{graph.stem}.json", to_api(graph, specs))):
             path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
             written.append(path)
     return written

@@ -193,7 +193,8 @@ def load(name: str) -> tuple[dict, dict]:
 
 
 def test_there_are_the_three_workflows_and_comfyui_lists_only_the_ui_ones():
-    assert {"dance_any_beat_image_music", "dance_any_beat_choreograph_anyone", "dance_any_beat_long_video"} <= set(NAMES)
+    assert {"Dance Any Beat - image and music", "Dance Any Beat - choreograph anyone",
+            "Dance Any Beat - long video"} <= set(NAMES)
     # ComfyUI 0.3.64 lists custom_nodes/<pack>/workflows/*.json as templates (one level, no recursion)
     for path in WORKFLOWS.glob("*.json"):
         data = json.loads(path.read_text())

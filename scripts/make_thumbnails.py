@@ -1,0 +1,214 @@
+"""Write the template thumbnails (workflows/<template>.jpg) from what each template makes.
+
+    python scripts/make_thumbnails.py [--steps 12] [--seconds 3] [--names TEMPLATE ...]
+
+ComfyUI's front-end (1.27) shows a custom pack's template with the picture
+``/api/workflow_templates/<pack folder>/<file stem>.jpg``, which ComfyUI serves from the JSON's own
+folder (see scripts/make_workflows.py), in a 256 x 256 box. So each thumbnail is a square JPEG
+beside its workflow with the same stem.
+
+Each picture is real output: the template's API graph (workflows/api/) runs through the pack's
+node classes with the built-in demo model, Load Image reading the pack's example image (the file
+the pack places in ComfyUI's input folder). The card shows the template's input image, then frames
+of the clip it generated, and beneath them the music's waveform with its beats (ticks) and where the
+frames shown sit in time (dots). Steps and length are lowered (--steps,
+--seconds) so a CPU makes all three in a few minutes; the graphs themselves are not changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = ROOT / "workflows"
+EXAMPLES = ROOT / "dabfusion" / "assets" / "examples"
+SIZE = 512  # shown at 256 x 256 CSS px: 2x for high-density screens
+BG, PANEL, FG, ACCENT, MUTED = (24, 24, 32), (38, 38, 50), (236, 236, 244), (255, 176, 64), (120, 120, 140)
+
+
+def load_pack():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from make_workflows import load_pack as load
+
+    return load()
+
+
+class LoadImage:
+    """Core Load Image, reading the pack's example files (what the pack puts into input/)."""
+
+    RETURN_TYPES = ("IMAGE", "MASK")
+    FUNCTION = "load_image"
+
+    def load_image(self, image):
+        import torch
+
+        img = ImageOps.exif_transpose(Image.open(EXAMPLES / image))
+        rgb = torch.from_numpy(np.asarray(img.convert("RGB"), np.float32) / 255.0)[None]
+        if "A" in img.getbands():
+            mask = 1.0 - torch.from_numpy(np.asarray(img.getchannel("A"), np.float32) / 255.0)[None]
+        else:
+            mask = torch.zeros(1, 64, 64)
+        return rgb, mask
+
+
+class PreviewImage:
+    RETURN_TYPES = ()
+    FUNCTION = "save_images"
+
+    def save_images(self, images):
+        return {"ui": {"images": []}}
+
+
+def is_link(value) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
+
+
+def run_graph(api: dict, classes: dict, steps: int, seconds: float) -> dict[str, tuple]:
+    """Run an API prompt in dependency order (steps and length lowered); the outputs by node id."""
+    for node in api.values():
+        inputs = node["inputs"]
+        if node["class_type"] == "DabFusionSampler":
+            inputs["steps"] = min(inputs["steps"], steps)
+            if inputs.get("length"):
+                inputs["length"] = min(inputs["length"], seconds * 2)  # still several windows
+        if node["class_type"] == "DabFusionLoadMusic" and inputs.get("duration"):
+            inputs["duration"] = min(inputs["duration"], seconds)
+    order: list[str] = []
+    while len(order) < len(api):
+        order += sorted((n for n, node in api.items() if n not in order
+                         and all(v[0] in order for v in node["inputs"].values() if is_link(v))), key=int)
+    results: dict[str, tuple] = {}
+    for nid in order:
+        node = api[nid]
+        cls = classes[node["class_type"]]
+        kwargs = {k: (results[v[0]][v[1]] if is_link(v) else v) for k, v in node["inputs"].items()}
+        hidden = cls.INPUT_TYPES().get("hidden", {}) if hasattr(cls, "INPUT_TYPES") else {}
+        if "prompt" in hidden:
+            kwargs["prompt"] = api
+        if "extra_pnginfo" in hidden:
+            kwargs["extra_pnginfo"] = {}
+        out = getattr(cls(), cls.FUNCTION)(**kwargs)
+        results[nid] = out.get("result", ()) if isinstance(out, dict) else out
+        print(f"  {node['class_type']} done", flush=True)
+    return results
+
+
+def font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: the small bitmap font
+        return ImageFont.load_default()
+
+
+def to_pil(frame) -> Image.Image:
+    return Image.fromarray((np.asarray(frame.cpu().float()).clip(0, 1) * 255).round().astype(np.uint8))
+
+
+def photo_tile(path: Path) -> Image.Image:
+    """The input photo on a checkerboard where it is transparent."""
+    img = Image.open(path).convert("RGBA")
+    board = Image.new("RGBA", img.size, (90, 90, 100, 255))
+    cell = max(4, img.size[0] // 16)
+    draw = ImageDraw.Draw(board)
+    for y in range(0, img.size[1], cell):
+        for x in range((y // cell % 2) * cell, img.size[0], 2 * cell):
+            draw.rectangle([x, y, x + cell - 1, y + cell - 1], fill=(120, 120, 132, 255))
+    return Image.alpha_composite(board, img).convert("RGB")
+
+
+def waveform_strip(wave: np.ndarray, sr: int, marks: list[float], width: int, height: int) -> Image.Image:
+    """The music's envelope, its beats (ticks) and the times of the frames shown (dots)."""
+    from dabfusion.music.beats import analyze_beats
+
+    strip = Image.new("RGB", (width, height), PANEL)
+    draw = ImageDraw.Draw(strip)
+    mono = np.asarray(wave, np.float32).reshape(-1, wave.shape[-1]).mean(0)
+    duration = len(mono) / sr
+    cols = np.array_split(np.abs(mono), width)
+    env = np.array([c.max() if len(c) else 0.0 for c in cols])
+    env = env / (env.max() + 1e-8)
+    mid = height // 2
+    for x, e in enumerate(env):
+        h = max(1, int(e * (height * 0.38)))
+        draw.line([x, mid - h, x, mid + h], fill=MUTED)
+    for t in analyze_beats(mono, sr).beats:
+        x = int(t / duration * (width - 1))
+        draw.line([x, 2, x, height - 3], fill=ACCENT, width=2)
+    for t in marks:
+        x = 4 + int(t / duration * (width - 9))
+        draw.ellipse([x - 4, height - 10, x + 4, height - 2], fill=FG)
+    return strip
+
+
+def compose(frames, fps: float, audio: dict, photo: Path, photo_label: str, grid: int) -> Image.Image:
+    """A square card: the input image and frames in a grid over the music strip."""
+    n = frames.shape[0]
+    n_frames = grid * grid - 1
+    picks = np.linspace(0, n - 1, n_frames).round().astype(int)
+    card = Image.new("RGB", (SIZE, SIZE), BG)
+    gap, strip_h = 8, 72
+    tile = (SIZE - strip_h - (grid + 2) * gap) // grid
+    x0 = (SIZE - grid * tile - (grid - 1) * gap) // 2
+    label = font(max(12, tile // 9))
+    tiles = [(photo_tile(photo), photo_label)] + [(to_pil(frames[i]), f"{i / fps:.1f} s") for i in picks]
+    draw = ImageDraw.Draw(card)
+    for k, (img, text) in enumerate(tiles):
+        x, y = x0 + (k % grid) * (tile + gap), gap + (k // grid) * (tile + gap)
+        card.paste(img.resize((tile, tile), Image.Resampling.LANCZOS), (x, y))
+        tw = draw.textlength(text, font=label)
+        draw.rectangle([x, y + tile - label.size - 8, x + tw + 10, y + tile], fill=BG)
+        draw.text((x + 5, y + tile - label.size - 5), text, fill=ACCENT if text == photo_label else FG,
+                  font=label)
+    wave = audio["waveform"][0].cpu().numpy()
+    strip = waveform_strip(wave, int(audio["sample_rate"]), [i / fps for i in picks], SIZE - 2 * x0, strip_h - gap)
+    card.paste(strip, (x0, SIZE - strip_h))
+    return card
+
+
+def make(stem: str, classes: dict, steps: int, seconds: float) -> Path:
+    api = json.loads((WORKFLOWS / "api" / f"{stem}.json").read_text(encoding="utf-8"))
+    print(f"{stem}:", flush=True)
+    results = run_graph(api, classes, steps, seconds)
+    by_type = {node["class_type"]: nid for nid, node in api.items()}
+    frames, fps = results[by_type["DabFusionWarpDecode"]][:2]
+    audio = results[by_type["DabFusionLoadMusic"]][0]
+    photo = EXAMPLES / api[by_type["LoadImage"]]["inputs"]["image"]
+    label = "photo" if "DabFusionSegmentPerson" in by_type else "image"
+    grid = 3 if "long" in stem.lower() else 2
+    card = compose(frames, float(fps), audio, photo, label, grid)
+    out = WORKFLOWS / f"{stem}.jpg"
+    card.save(out, "JPEG", quality=88, optimize=True)
+    print(f"  wrote {out}", flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--names", nargs="+", default=sorted(f.stem for f in WORKFLOWS.glob("*.json")),
+                   help="templates (file stems under workflows/; default: all)")
+    p.add_argument("--steps", type=int, default=12, help="at most this many sampler steps")
+    p.add_argument("--seconds", type=float, default=3.0, help="at most this much music (long video: twice)")
+    args = p.parse_args(argv)
+    import torch
+
+    torch.manual_seed(0)
+    pack = load_pack()
+    classes = {**pack.NODE_CLASS_MAPPINGS, "LoadImage": LoadImage, "PreviewImage": PreviewImage}
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["DABFUSION_OUTPUT_DIR"] = tmp  # the MP4s Video Combine writes are not kept
+        os.environ["DABFUSION_INPUT_DIR"] = str(EXAMPLES)
+        for stem in args.names:
+            make(stem, classes, args.steps, args.seconds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
