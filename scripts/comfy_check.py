@@ -1,18 +1,23 @@
-"""Check the pack inside a real ComfyUI, headless: it imports, lists its nodes and templates, and the
-example API workflow makes an MP4 with a video and an audio track.
+"""Check the pack inside a real ComfyUI, headless: it imports, lists its nodes and templates (with
+thumbnails), and every template runs as shipped, from an empty input folder, to an MP4 with a video
+and an audio track.
 
     python scripts/comfy_check.py PATH_TO_COMFYUI [--python PYTHON] [--checkpoint MODEL_DIR]
 
 What it does, leaving the ComfyUI checkout untouched (ComfyUI >= 0.3.x with ``--base-directory``):
 
-1. makes a temporary base directory with ``custom_nodes/<pack>`` (a link to this checkout),
-   ``input/`` (the bundled example image and music), ``output/`` and ``models/dabfusion/``;
+1. makes a temporary base directory with ``custom_nodes/<pack>`` (a link to this checkout), an
+   empty ``input/`` (as in a fresh ComfyUI: nothing is copied there by hand), ``output/`` and
+   ``models/dabfusion/``;
 2. starts ``python main.py --cpu --listen 127.0.0.1 --port N --base-directory BASE`` with the given
    Python (ComfyUI's environment, which must also have this pack's requirements);
 3. waits for ``/object_info``, checks that all of the pack's nodes are listed and that the log has no
-   "(IMPORT FAILED)" line for the pack, and that ``/workflow_templates`` lists its workflows;
-4. POSTs each ``workflows/api/*.json`` (steps and length lowered with --steps / --seconds so a CPU
-   finishes quickly) to ``/prompt`` with the UI workflow as extra_pnginfo, polls
+   "(IMPORT FAILED)" line for the pack; that the pack put its example files into ``input/`` and core
+   Load Image lists the image each template names; that ``/workflow_templates`` lists the
+   templates and that each one's JSON and thumbnail are served where the front-end (1.27) asks for
+   them: ``/api/workflow_templates/<pack>/<name>.json`` and ``.../<name>.jpg`` (a square JPEG);
+4. POSTs each ``workflows/api/*.json`` as shipped (only steps and length lowered with --steps /
+   --seconds so a CPU finishes quickly) to ``/prompt`` with the UI workflow as extra_pnginfo, polls
    ``/history/{id}``, and checks that the MP4 has a video and an audio stream and the workflow in
    its metadata; core Save Video (when the ComfyUI has it) also saves the pack's VIDEO output.
 
@@ -40,15 +45,16 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACK_DIR_NAME = "comfyui-dance-any-beat"
-WORKFLOW = "dance_any_beat_image_music"
 NODES = ("DabFusionModelLoader", "DabFusionLoadMusic", "DabFusionMusicEncoder", "DabFusionSegmentPerson",
          "DabFusionFlowAEEncode", "DabFusionSampler", "DabFusionWarpDecode", "DabFusionVideoCombine")
+EXAMPLES = ROOT / "dabfusion" / "assets" / "examples"
 
 
 class CheckFailed(Exception):
@@ -84,8 +90,9 @@ def prepare_base(base: Path, checkpoint: Path | None, copy: bool) -> str:
         shutil.copytree(ROOT, target, ignore=shutil.ignore_patterns(".git", ".venv", "out", "__pycache__", "data"))
     else:
         target.symlink_to(ROOT, target_is_directory=True)
-    for f in (ROOT / "dabfusion" / "assets" / "examples").iterdir():
-        shutil.copyfile(f, base / "input" / f.name)
+    # input/ stays empty: the templates must run as shipped, with what the pack itself provides
+    if any((base / "input").iterdir()):
+        raise CheckFailed(f"{base / 'input'} is not empty")
     if checkpoint is not None:
         if not is_bundle_dir(checkpoint):
             raise CheckFailed(f"--checkpoint {checkpoint} is not a DabFusion model folder")
@@ -93,7 +100,7 @@ def prepare_base(base: Path, checkpoint: Path | None, copy: bool) -> str:
         return checkpoint.name
     if is_bundle_dir(DEMO_MODEL_DIR):
         return "built-in demo model (SynthDance)"
-    from dabfusion.random_bundle import make_random_bundle
+    from dabfusion.testing.random_bundle import make_random_bundle
 
     log("WARNING: no demo model in this checkout and no --checkpoint: using a random-weight bundle "
         "(checks the plumbing, does not dance)")
@@ -146,15 +153,50 @@ def check_import(info: dict, log_path: Path) -> None:
     log(f"pack imported: {len(NODES)} nodes listed in /object_info, no IMPORT FAILED in the log")
 
 
+def check_inputs(info: dict, base: Path) -> None:
+    """The pack put its example files into the (empty) input folder; core Load Image lists them."""
+    present = sorted(p.name for p in (base / "input").iterdir() if p.is_file())
+    missing = [f.name for f in EXAMPLES.iterdir() if f.is_file() and f.name not in present]
+    if missing:
+        raise CheckFailed(f"input/ has {present}: the pack did not put {missing} there when it loaded")
+    choices = info["LoadImage"]["input"]["required"]["image"][0]
+    for path in sorted((ROOT / "workflows" / "api").glob("*.json")):
+        for node in json.loads(path.read_text(encoding="utf-8")).values():
+            if node["class_type"] == "LoadImage" and node["inputs"]["image"] not in choices:
+                raise CheckFailed(f"{path.stem}: core Load Image does not offer {node['inputs']['image']!r} "
+                                  f"(it lists {choices})")
+    log(f"input/ was empty at start; the pack put {present} there and core Load Image lists the templates' images")
+
+
+def template_url(url: str, name: str, ext: str) -> str:
+    """Where front-end 1.27 fetches a custom pack's template file: api.apiURL('/workflow_templates/<pack>/<name>.<ext>')."""
+    quote = urllib.parse.quote
+    return f"{url}/api/workflow_templates/{quote(PACK_DIR_NAME)}/{quote(name)}.{ext}"
+
+
 def check_templates(url: str) -> None:
+    import io
+
+    from PIL import Image
+
     status, templates = http_json(f"{url}/workflow_templates")
     names = set(templates.get(PACK_DIR_NAME, [])) if status == 200 and isinstance(templates, dict) else set()
     expected = {p.stem for p in (ROOT / "workflows").glob("*.json")}
     if not expected <= names:
         raise CheckFailed(f"/workflow_templates lists {sorted(names)} for the pack, expected {sorted(expected)}")
-    with urllib.request.urlopen(f"{url}/api/workflow_templates/{PACK_DIR_NAME}/{WORKFLOW}.json", timeout=10) as r:
-        json.loads(r.read().decode())
-    log(f"templates listed: {sorted(expected)}")
+    for name in sorted(expected):
+        with urllib.request.urlopen(template_url(url, name, "json"), timeout=10) as r:
+            json.loads(r.read().decode())
+        try:
+            with urllib.request.urlopen(template_url(url, name, "jpg"), timeout=10) as r:
+                kind, data = r.headers.get("Content-Type", ""), r.read()
+        except urllib.error.HTTPError as err:
+            raise CheckFailed(f"template {name!r} has no thumbnail: {template_url(url, name, 'jpg')} "
+                              f"answered {err.code}") from None
+        with Image.open(io.BytesIO(data)) as img:
+            if kind != "image/jpeg" or img.format != "JPEG" or img.width != img.height or img.width < 256:
+                raise CheckFailed(f"thumbnail of {name!r}: {kind}, {img.format} {img.size}; want a square JPEG")
+        log(f"template {name!r}: listed, JSON and thumbnail ({img.width}x{img.height} JPEG, {len(data)} bytes) served")
 
 
 def make_prompt(name: str, checkpoint: str, steps: int, seconds: float, save_video: bool) -> tuple[dict, dict]:
@@ -311,6 +353,61 @@ _LOAD_JS = """(async () => {
 })()"""
 
 
+_TEMPLATES_JS = """(async () => {
+  const sleep = ms => new Promise(r => setTimeout(r, ms));
+  if (!document.querySelector('[data-testid="template-workflows-content"]')) {
+    await app.extensionManager.command.execute('Comfy.BrowseTemplates');
+    await sleep(2000);
+  }
+  const labels = %s;
+  const options = [...document.querySelectorAll('[role="option"]')];
+  const option = options.find(o => labels.includes(o.textContent.trim()));
+  if (!option) return {error: 'no category ' + labels.join(' / ') + ' among ' + options.map(o => o.textContent.trim())};
+  option.click();
+  const cards = () => [...document.querySelectorAll('[data-testid^="template-workflow-"]')];
+  for (let i = 0; i < 60; i++) {
+    await sleep(250);
+    const imgs = cards().flatMap(c => [...c.querySelectorAll('img')]);
+    if (imgs.length && imgs.every(im => im.complete && im.naturalWidth > 0)) break;
+  }
+  return {category: option.textContent.trim(), cards: cards().map(c => {
+    const h3 = c.querySelector('h3');
+    return {name: c.dataset.testid.slice('template-workflow-'.length), title: h3 && h3.textContent.trim(),
+            clamped: !!h3 && h3.scrollHeight > h3.clientHeight + 1,
+            images: [...c.querySelectorAll('img')].map(im => im.naturalWidth), fallbackIcon: !!c.querySelector('.pi-file')};
+  })};
+})()"""
+
+
+def check_template_browser(dt: DevTools, base: Path) -> None:
+    """The pack's cards in the front-end's template browser: whole titles, thumbnails that load."""
+    labels = [PACK_DIR_NAME, pack_category_title()]
+    res = dt.evaluate(_TEMPLATES_JS % json.dumps(labels))
+    if res.get("error"):
+        raise CheckFailed(f"template browser: {res['error']}")
+    expected = {p.stem for p in (ROOT / "workflows").glob("*.json")}
+    cards = {c["name"]: c for c in res["cards"]}
+    if set(cards) != expected:
+        raise CheckFailed(f"template browser, category {res['category']!r}: cards {sorted(cards)}, expected {sorted(expected)}")
+    for name, card in sorted(cards.items()):
+        if card["title"] != name or card["clamped"]:
+            raise CheckFailed(f"card {name!r}: title {card['title']!r} (cut off: {card['clamped']})")
+        if not card["images"] or min(card["images"]) == 0 or card["fallbackIcon"]:
+            raise CheckFailed(f"card {name!r}: the thumbnail did not load ({card})")
+    dt.screenshot(base / "template_browser.png")
+    log(f"front-end: category {res['category']!r} shows {len(cards)} cards, whole titles, thumbnails loaded "
+        f"(screenshot {base / 'template_browser.png'})")
+
+
+def pack_category_title() -> str:
+    """The category name the pack's locales/en/main.json gives its folder name (else the folder name)."""
+    try:
+        data = json.loads((ROOT / "locales" / "en" / "main.json").read_text(encoding="utf-8"))
+        return data["templateWorkflows"]["category"][PACK_DIR_NAME]
+    except (OSError, KeyError, ValueError):
+        return PACK_DIR_NAME
+
+
 def check_frontend(url: str, browser: str, base: Path) -> None:
     port = free_port()
     proc = subprocess.Popen([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1600,1000",
@@ -340,11 +437,7 @@ def check_frontend(url: str, browser: str, base: Path) -> None:
         else:
             raise CheckFailed("the front-end did not start in the browser")
         time.sleep(3.0)  # first start opens the template browser; the pack's templates must be in it
-        text = dt.evaluate("document.body.innerText") or ""
-        if PACK_DIR_NAME not in text:
-            log("note: the template browser did not show the pack (it opens on first start only)")
-        else:
-            log("front-end: the template browser lists the pack")
+        check_template_browser(dt, base)
         dt.evaluate("(() => { document.querySelectorAll('.p-dialog-close-button').forEach(b => b.click()); return 1; })()")
         for path in sorted((ROOT / "workflows").glob("*.json")):
             ui = json.loads(path.read_text())
@@ -379,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--python", default=sys.executable, help="Python of ComfyUI's environment (default: this one)")
     p.add_argument("--checkpoint", type=Path, default=None, help="model folder to use (default: the demo model)")
     p.add_argument("--workflows", nargs="+", default=sorted(p.stem for p in (ROOT / "workflows").glob("*.json")),
-                   help="API workflows to run (names under workflows/api/; default: all)")
+                   help="templates to run (file names without .json under workflows/api/; default: all)")
     p.add_argument("--steps", type=int, default=4, help="sampler steps (lowered for a quick CPU run)")
     p.add_argument("--seconds", type=float, default=1.0, help="seconds of music, i.e. video length")
     p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
@@ -412,6 +505,7 @@ def main(argv: list[str] | None = None) -> int:
         info = wait_for_server(url, proc, log_path, args.start_timeout)
         log(f"server up in {time.time() - started:.0f} s")
         check_import(info, log_path)
+        check_inputs(info, base)
         check_templates(url)
         if args.browser:
             check_frontend(url, args.browser, base)

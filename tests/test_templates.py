@@ -159,3 +159,14 @@ def test_the_api_copies_are_not_listed_and_have_no_thumbnails():
     assert sorted(p.stem for p in (WORKFLOWS / "api").glob("*.json")) == STEMS
     assert not list((WORKFLOWS / "api").glob("*.jpg"))
     assert sorted(p.stem for p in WORKFLOWS.glob("*.jpg")) == STEMS  # no stale thumbnails
+
+
+def test_the_template_category_has_a_readable_name():
+    # The browser names a pack's category after its folder (the registry id when installed from the
+    # registry, the repository name when cloned: both the pyproject name), unless the pack's
+    # locales/en/main.json gives templateWorkflows.category.<folder> (merged in through /i18n).
+    import tomllib
+
+    folder = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["name"]
+    data = json.loads((ROOT / "locales" / "en" / "main.json").read_text(encoding="utf-8"))
+    assert data["templateWorkflows"]["category"][folder] == "Dance Any Beat"
