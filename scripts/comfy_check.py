@@ -22,7 +22,8 @@ What it does, leaving the ComfyUI checkout untouched (ComfyUI >= 0.3.x with ``--
    its metadata; core Save Video (when the ComfyUI has it) also saves the pack's VIDEO output.
 
 5. with ``--browser chromium``: opens the real front-end in headless Chromium (DevTools protocol),
-   checks that the pack's templates appear in its template browser, loads each UI workflow with
+   checks that the pack's category in its template browser shows a card per template with the whole
+   title and a thumbnail that loaded (screenshot ``template_browser.png``), loads each UI workflow with
    ``app.loadGraphData`` and checks that every node type is known and that ``app.graphToPrompt()``
    gives exactly our API file (so the UI and API versions are the same graph), and saves a
    screenshot of each under the base directory.
