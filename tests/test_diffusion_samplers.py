@@ -96,6 +96,33 @@ def test_guidance_changes_the_sample_and_scale_one_is_conditional():
     assert (one - three).abs().max() > 1e-4
 
 
+class KnownBranches(nn.Module):
+    """Outputs 2 + x with the music, -1 + x without it (``drop``): the two guidance branches are known."""
+
+    def __init__(self, config) -> None:
+        super().__init__()
+        self.config, self.has_music = config, True
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, t, z0, *, music=None, beats=None, known=None, known_mask=None, drop=None):
+        dropped = torch.zeros(x.shape[0], dtype=torch.bool) if drop is None else drop.cpu()
+        branch = torch.where(dropped, torch.tensor(-1.0), torch.tensor(2.0)).view(-1, 1, 1, 1, 1)
+        return x + branch + self.dummy
+
+
+def test_guidance_is_null_plus_scale_times_cond_minus_null():
+    from dabfusion.diffusion.samplers import guided_output
+
+    model, cond = KnownBranches(TINY), _cond(2)
+    x = torch.randn(2, 3, TINY.n_frames, 8, 8)
+    t = torch.tensor([500])
+    for scale in (0.0, 1.0, 3.0):
+        out = guided_output(model, x, t, z0=cond["z0"], music=cond["music"], beats=cond["beats"], known=None,
+                            known_mask=None, guidance_scale=scale)
+        # null + s (cond - null) = (x - 1) + s * 3; with the branches swapped it would be x + 2 - 3 s
+        torch.testing.assert_close(out, x - 1.0 + 3.0 * scale)
+
+
 @pytest.mark.parametrize("sampler", list(STEPS))
 def test_known_frames_are_reproduced(sampler):
     model = _model()

@@ -109,3 +109,31 @@ def test_evaluate_reports_user_errors_without_a_traceback(world, capsys):
                  str(world["paths"]["diffusion"]), "--i3d", str(world["root"] / "missing.pt"),
                  "--out", str(world["root"] / "bad"), "--limit", "1", "--frames", "8"])
     assert code == 2 and "missing.pt" in capsys.readouterr().err
+
+
+def test_the_alignment_scores_tell_the_true_music_from_other_music_and_a_late_beat(world):
+    """2D-MM Align of the ground truth through the evaluation's own scoring path: its music scores
+    above other music and above the same music half a beat late, or no score in Table 3 means anything.
+    (AV-Align is left out: it rewards motion peaks on audio onsets, and a half-beat-late track puts
+    the onsets on the peaks of motion that turns on the beat.)"""
+    from dabfusion.diffusion import pad_front
+    from dabfusion.evaluation.generate import TestSet
+    from dabfusion.evaluation.scoring import alignment
+
+    test = TestSet(world["data"], fps=30.0, size=64, cache_dir=world["root"] / "frames")
+    clips = test.clips(2, 150)  # 5 s: several beats
+    tracks = sorted({c.track for c in clips})
+    assert len(tracks) == 2
+    own, other, late = [], [], []
+    for c in clips:
+        frames, beats = np.asarray(c.frames[:150]), test.beat_times(c.track)
+        wave, sr = test.wave(c.track), test.sample_rate
+        half = float(np.median(np.diff(beats))) / 2
+        rest = tracks[1 - tracks.index(c.track)]
+        own.append(alignment(frames, 30.0, wave, sr, beats))
+        other.append(alignment(frames, 30.0, test.wave(rest), sr, test.beat_times(rest)))
+        late.append(alignment(frames, 30.0, pad_front(wave, half, sr), sr, beats + half))
+    mean = {k: float(np.mean([r["mm_align"] for r in rows])) for k, rows in (("own", own), ("other", other),
+                                                                            ("late", late))}
+    assert mean["own"] > mean["other"] + 0.1, mean
+    assert mean["own"] > mean["late"] + 0.1, mean

@@ -12,9 +12,8 @@ from dabfusion.flow_ae import PRESETS, FlowAutoEncoder
 from dabfusion.flow_ae.losses import FlowAELoss, LossConfig, build_reconstruction_loss
 from dabfusion.testing.shapes_toy import ShapesPairDataset
 from dabfusion.training_utils import find_latest_state, load_training_state
+from training import evaluate_flow_ae, train_flow_ae
 
-train_flow_ae = pytest.importorskip("training.train_flow_ae")
-evaluate_flow_ae = pytest.importorskip("training.evaluate_flow_ae")
 
 COMMON = ["--data", "shapes:6", "--config", "tiny", "--perceptual", "l1ssim", "--batch-size", "4",
           "--pairs-per-video", "2", "--threads", "1", "--no-progress", "--log-every", "2",
