@@ -163,6 +163,21 @@ class FlowLatent:
 
 
 @dataclass
+class Candidate:
+    """One seed of a best-of-N draw and how well its motion follows the music (2D-MM Align)."""
+
+    seed: int
+    mm_align: float
+    flows: FlowLatent
+
+
+def describe_candidates(candidates: Sequence[Candidate]) -> str:
+    """One line per seed, best first: what a user reads to pick or re-run a seed."""
+    return "\n".join(f"{'best ' if i == 0 else '     '}seed {c.seed}: 2D-MM Align {c.mm_align:.3f}"
+                     for i, c in enumerate(candidates))
+
+
+@dataclass
 class Generation:
     """What a whole run returns: frames uint8 ``[N, S, S, 3]`` and the music to play with them."""
 
@@ -539,6 +554,38 @@ class DabFusionPipeline:
                            seed=int(settings.seed), window=out.window, overlap=out.overlap, starts=list(out.starts),
                            borders=list(out.borders[i])) for i in range(len(refs))]
 
+    def sample_best_of(self, ref: ReferenceLatent, music: MusicClip, *, n_frames: int, candidates: int,
+                       fps: float | None = None, settings: SamplingSettings | None = None,
+                       progress: Progress | None = None, **setting_kw: Any) -> tuple[FlowLatent, list[Candidate]]:
+        """The best of ``candidates`` dances: seeds ``seed, seed + 1, ...`` sampled one by one (each
+        reproducible alone), rendered and scored by 2D-MM Align against the music's beats; returns the
+        best clip's flows and every candidate, best first."""
+        from dataclasses import replace
+
+        from .metrics.mm_align import mm_align, music_beat_times
+
+        candidates = int(candidates)
+        if candidates < 1:
+            raise DabFusionError(f"candidates must be at least 1, got {candidates}")
+        settings = settings or self.settings(**setting_kw)
+        fps = float(fps or self.fps)
+        beats = music_beat_times(music.wave, music.sample_rate)
+        per = self.sampling_units(n_frames, settings) + math.ceil(int(n_frames) / RENDER_CHUNK)
+        total = per * candidates
+        scored: list[Candidate] = []
+        for i in range(candidates):
+            def report(offset: int) -> Progress | None:
+                return None if progress is None else (lambda done, _t: progress(offset + done, total))
+
+            seed = (settings.seed + i) % (2 ** 64)
+            flows = self.sample_flows(ref, music, n_frames=n_frames, fps=fps, settings=replace(settings, seed=seed),
+                                      progress=report(i * per))
+            frames = self.render(ref, flows, progress=report(i * per + self.sampling_units(n_frames, settings)))
+            score = mm_align(frames, fps, beat_times=beats, start=music.offset).score
+            scored.append(Candidate(seed=seed, mm_align=float(score), flows=flows))
+        scored.sort(key=lambda c: (-c.mm_align if math.isfinite(c.mm_align) else math.inf, c.seed))
+        return scored[0].flows, scored
+
     def render(self, ref: ReferenceLatent, flows: FlowLatent, *, chunk: int = RENDER_CHUNK,
                progress: Progress | None = None) -> np.ndarray:
         """``decode(warp(z0, flow_i, occlusion_i))`` for every frame: uint8 ``[N, S, S, 3]``."""
@@ -682,7 +729,7 @@ def generate_video(image: str | os.PathLike, music: str | os.PathLike, out: str 
     return write_generation(out, gen, metadata=meta)
 
 
-__all__ = ["DabFusionPipeline", "FlowLatent", "Generation", "MusicClip", "ReferenceLatent", "SAMPLING_DEFAULTS",
+__all__ = ["Candidate", "DabFusionPipeline", "FlowLatent", "Generation", "MusicClip", "ReferenceLatent", "SAMPLING_DEFAULTS",
            "SamplingSettings", "as_wave", "check_output_path", "check_sampler", "clear_pipeline_cache",
-           "generate_video", "load_music", "prepare_reference", "resolve_device", "resolve_length",
+           "describe_candidates", "generate_video", "load_music", "prepare_reference", "resolve_device", "resolve_length",
            "sampler_names", "write_generation"]

@@ -18,11 +18,14 @@ class FlowDiffusionSampler:
     DESCRIPTION = ("Generates the dance: latent optical flows and occlusion maps for every frame, conditioned "
                    "on the music and the reference latent. Any length works: long clips are made in overlapping "
                    "windows that all warp the original reference (no drift from chaining). DPM-Solver++ with "
-                   "~25 steps is fast; DDPM with 1000 steps is the paper's sampler.")
+                   "~25 steps is fast; DDPM with 1000 steps is the paper's sampler. With 'candidates' > 1 it "
+                   "draws that many seeds (seed, seed + 1, ...), scores each dance's motion against the music's "
+                   "beats (2D-MM Align) and keeps the best; 'scores' lists every seed's score.")
     CATEGORY = f"{CATEGORY}/generate"
-    RETURN_TYPES = (FLOWS,)
-    RETURN_NAMES = ("flows",)
-    OUTPUT_TOOLTIPS = ("Latent flows + occlusions for Warp and Decode.",)
+    RETURN_TYPES = (FLOWS, "STRING")
+    RETURN_NAMES = ("flows", "scores")
+    OUTPUT_TOOLTIPS = ("Latent flows + occlusions for Warp and Decode (the best candidate's).",
+                       "Each candidate seed's 2D-MM Align against the music, best first (one line per seed).")
     FUNCTION = "sample"
 
     @classmethod
@@ -52,6 +55,11 @@ class FlowDiffusionSampler:
                                     "tooltip": "Samples shared by consecutive windows of a long clip (frames, "
                                                "or beat-grid samples for a beat-time model); -1 = the model's "
                                                "default (a quarter window; half for beat time)."}),
+                "candidates": ("INT", {"default": 1, "min": 1, "max": 64,
+                                       "tooltip": "Best of N: draw this many seeds (seed, seed + 1, ...), decode "
+                                                  "each, and keep the dance whose motion follows the music's beats "
+                                                  "best (2D-MM Align). 1 = just the seed (no scoring); N costs N "
+                                                  "samplings."}),
             },
         }
 
@@ -63,8 +71,9 @@ class FlowDiffusionSampler:
             return f"length_unit must be one of {UNITS}, got {length_unit!r}"
         return True
 
-    def sample(self, model, latent, music, seed, steps, sampler, guidance, length, length_unit, fps, overlap=-1):
-        from dabfusion.pipeline import resolve_length
+    def sample(self, model, latent, music, seed, steps, sampler, guidance, length, length_unit, fps, overlap=-1,
+               candidates=1):
+        from dabfusion.pipeline import describe_candidates, resolve_length
 
         fps = float(fps) or model.fps
         length = float(length)
@@ -80,6 +89,11 @@ class FlowDiffusionSampler:
             n = resolve_length(fps=fps, seconds=length)
         settings = model.settings(sampler=sampler, steps=int(steps), guidance=float(guidance), seed=int(seed),
                                   overlap=None if int(overlap) < 0 else int(overlap))
-        bar = compat.ProgressBar(model.sampling_units(n, settings))
-        flows = model.sample_flows(latent, music, n_frames=n, fps=fps, settings=settings, progress=bar)
-        return (flows,)
+        if int(candidates) <= 1:
+            bar = compat.ProgressBar(model.sampling_units(n, settings))
+            flows = model.sample_flows(latent, music, n_frames=n, fps=fps, settings=settings, progress=bar)
+            return (flows, f"seed {settings.seed} (not scored: candidates = 1)")
+        bar = compat.ProgressBar(1)  # sample_best_of reports its own total
+        flows, drawn = model.sample_best_of(latent, music, n_frames=n, candidates=int(candidates), fps=fps,
+                                            settings=settings, progress=bar)
+        return (flows, describe_candidates(drawn))

@@ -153,9 +153,14 @@ def test_every_node_runs_and_returns_its_declared_types(env):
     assert start_frame.shape == (1, 64, 64, 3) and mask.shape == (1, 64, 64) and mask.max() > 0.5
     _, (latent, reference) = run("DabFusionFlowAEEncode", model=model, image=start_frame, fit="crop")
     assert reference.shape == (1, 32, 32, 3)
-    _, (flows,) = run("DabFusionSampler", model=model, latent=latent, music=clip, seed=5, steps=2, sampler="ddim",
-                      guidance=2.0, length=10, length_unit="frames", fps=0.0, overlap=2)
-    assert flows.n_frames == 10 and flows.fps == 30.0 and flows.starts == [0, 6]
+    _, (flows, scores) = run("DabFusionSampler", model=model, latent=latent, music=clip, seed=5, steps=2,
+                             sampler="ddim", guidance=2.0, length=10, length_unit="frames", fps=0.0, overlap=2)
+    assert flows.n_frames == 10 and flows.fps == 30.0 and flows.starts == [0, 6] and "seed 5" in scores
+    _, (best, scores) = run("DabFusionSampler", model=model, latent=latent, music=clip, seed=5, steps=1,
+                            sampler="ddim", guidance=1.0, length=30, length_unit="frames", fps=0.0, candidates=3)
+    lines = scores.splitlines()  # best of three seeds, each scored against the music
+    assert len(lines) == 3 and lines[0].startswith("best seed ") and best.n_frames == 30
+    assert sorted(int(line.split("seed ")[1].split(":")[0]) for line in lines) == [5, 6, 7]
     _, (frames, fps) = run("DabFusionWarpDecode", model=model, latent=latent, flows=flows, chunk_size=4)
     assert frames.shape == (10, 32, 32, 3) and fps == 30.0
     out, (video, path) = run("DabFusionVideoCombine", images=frames, fps=fps, filename_prefix="tests/dance", crf=20,

@@ -107,6 +107,15 @@ def test_any_length_in_windows_and_seeds_decide_the_dance(bundle):
     assert calls[-1][0] == calls[-1][1] and [d for d, _ in calls] == sorted(d for d, _ in calls)
     long = bundle(image, wave, SR, seconds=1.0, steps=1)
     assert long.frames.shape[0] == 30 and long.flows.starts == [0, 6, 12, 18, 24]
+    # every frame, the last window's too, is the *original* reference warped (no chained references)
+    from dabfusion.flow_ae import frames_to_uint8
+
+    ref = bundle.encode_reference(long.reference)
+    last = slice(long.flows.starts[-1], 30)
+    with torch.no_grad():
+        redrawn = frames_to_uint8(bundle.flow_ae.decode(bundle.flow_ae.warp(
+            ref.z0, long.flows.flow[last], long.flows.occlusion[last])))
+    assert np.abs(redrawn.astype(int) - long.frames[last].astype(int)).max() <= 1
 
 
 def test_the_music_reaches_the_motion_through_the_pipeline(bundle):
@@ -179,3 +188,20 @@ def test_generate_video_writes_an_mp4_with_the_music(bundle, tmp_path):
         assert "dabfusion" in c.metadata
     with pytest.raises(MediaError, match=r"\.mp4"):
         P.generate_video(tmp_path / "p.png", tmp_path / "m.wav", tmp_path / "o.gif", pipeline=bundle, frames=2)
+
+
+def test_best_of_n_keeps_the_seed_that_follows_the_beat_best_and_each_seed_reproduces(bundle):
+    ref = bundle.encode_reference((np.random.default_rng(2).random((32, 32, 3)) * 255).astype(np.uint8))
+    music = bundle.encode_music(beat_music(seconds=3.0), SR)
+    calls = []
+    best, drawn = bundle.sample_best_of(ref, music, n_frames=60, candidates=3, steps=1, seed=10,
+                                        progress=lambda d, n: calls.append((d, n)))
+    assert sorted(c.seed for c in drawn) == [10, 11, 12]
+    scores = [c.mm_align for c in drawn]
+    assert scores == sorted(scores, reverse=True) and best is drawn[0].flows
+    alone = bundle.sample_flows(ref, music, n_frames=60, steps=1, seed=drawn[0].seed)
+    assert torch.equal(alone.flow, best.flow)  # the reported seed gives the same dance on its own
+    assert calls[-1][0] == calls[-1][1] and len({n for _, n in calls}) == 1
+    assert P.describe_candidates(drawn).splitlines()[0].startswith(f"best seed {drawn[0].seed}: 2D-MM Align")
+    with pytest.raises(DabFusionError, match="candidates"):
+        bundle.sample_best_of(ref, music, n_frames=8, candidates=0)
