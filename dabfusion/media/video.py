@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -247,12 +247,17 @@ def write_mp4(
     crf: int = 18,
     metadata: Mapping[str, str] | None = None,
     preset: str = "medium",
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> Path:
     """Write frames (and optional audio) to an MP4 atomically; returns the final path.
 
     ``frames``: uint8 [N,H,W,3], float [N,H,W,3] in 0..1 (numpy or torch), or an iterable of
     [H,W,3] frames, streamed. Audio float [C,S] or [S] is trimmed/zero-padded to N/fps seconds.
     ``metadata`` becomes container tags (ComfyUI stores the workflow JSON there).
+    ``progress(done, total)`` is called after each frame is encoded (``total`` is None for an
+    iterable without a length). Whatever stops the write - a bad frame, a full disk, an exception
+    raised in ``progress`` (a user's cancel) - removes the temporary file: the target path is
+    either the complete video or untouched.
     """
     path = Path(path)
     rate = _as_fraction(fps)
@@ -267,9 +272,10 @@ def write_mp4(
         raise MediaError(f"no frames to write to {path}") from None
     except MediaError as err:
         raise _naming(err, path) from err
+    total = _length(frames)
     tmp = _temp_name(path)
     try:
-        _encode(tmp, path, first, it, rate, wave, sr, crf, preset, tags)
+        _encode(tmp, path, first, it, rate, wave, sr, crf, preset, tags, progress, total)
         os.replace(tmp, path)
     except MediaError as err:
         tmp.unlink(missing_ok=True)
@@ -285,7 +291,17 @@ def _naming(err: MediaError, path: Path) -> MediaError:
     return err if str(path) in str(err) else MediaError(f"{err} (writing {path})")
 
 
-def _encode(tmp, path, first, rest, rate, wave, sr, crf, preset, tags) -> None:
+def _length(frames: Any) -> int | None:
+    """How many frames an array or sized sequence holds; None for a generator."""
+    if hasattr(frames, "shape") and hasattr(frames, "ndim"):
+        return int(frames.shape[0])
+    try:
+        return len(frames)
+    except TypeError:
+        return None
+
+
+def _encode(tmp, path, first, rest, rate, wave, sr, crf, preset, tags, progress=None, total=None) -> None:
     import av
 
     fmt = _FORMATS.get(path.suffix.lower(), "mp4")
@@ -313,6 +329,8 @@ def _encode(tmp, path, first, rest, rate, wave, sr, crf, preset, tags) -> None:
             n += 1
             if feeder is not None:  # audio up to the end of this frame, so streams interleave
                 container.mux(feeder.feed_until(int(round(n * sr / rate))))
+            if progress is not None:
+                progress(n, total)
         container.mux(vstream.encode(None))
         if feeder is not None:
             container.mux(feeder.flush())

@@ -32,7 +32,7 @@ real phase has sin^2 + cos^2 = 1), so a model can tell "no beat information" fro
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -53,6 +53,8 @@ _BLOCK_FRAMES = 2048  # spectrogram block: 2048 frames (47 s at HOP, 12 s at REF
 REFINE_N_FFT = 512  # short-window onset function for beat refinement
 REFINE_HOP = 128
 REFINE_S = 0.06  # a beat may move this far to the attack it belongs to
+#: Progress steps of :func:`analyze_beats` (its stages).
+ANALYSIS_STEPS = 4
 
 #: Columns of :func:`frame_beat_features`, in order.
 FRAME_COLUMNS: tuple[str, ...] = (
@@ -226,27 +228,40 @@ def _p99(env: np.ndarray) -> float:
     return p if p > 1e-6 else (float(env.max()) if env.max() > 0 else 1.0)
 
 
-def analyze_beats(wave: Any, sr: int) -> BeatAnalysis:
-    """Tempo, beats and onsets of ``wave`` ([S], [C, S] or [1, C, S] at ``sr`` Hz, any rate)."""
+def analyze_beats(wave: Any, sr: int, *, progress: Callable[[int, int], None] | None = None) -> BeatAnalysis:
+    """Tempo, beats and onsets of ``wave`` ([S], [C, S] or [1, C, S] at ``sr`` Hz, any rate).
+
+    ``progress(done, ANALYSIS_STEPS)`` is called after each of the analysis' stages (resampling and the
+    spectrogram, onsets, the attack envelope, tempo and beats), so a long track can be followed and
+    an exception raised in it (a user's cancel) stops the analysis between stages.
+    """
     import librosa
+
+    def step(done: int) -> None:
+        if progress is not None:
+            progress(done, ANALYSIS_STEPS)
 
     y = mono_at(wave, sr, ANALYSIS_SR)
     duration = len(y) / ANALYSIS_SR
     peak = max(float(y.max()), -float(y.min())) if y.size else 0.0  # no |y| copy
     if peak < SILENCE_PEAK:
         n = 1 + len(y) // HOP
+        step(ANALYSIS_STEPS)
         return BeatAnalysis(tempo=0.0, beats=np.zeros(0), onset_env=np.zeros(n, np.float32),
                             onset_times=np.arange(n) * HOP / ANALYSIS_SR, duration=duration,
                             silent=True)
     mel_db = librosa.power_to_db(_mel_power_blocks(y, ANALYSIS_SR))
+    step(1)
     env = librosa.onset.onset_strength(S=mel_db, sr=ANALYSIS_SR, hop_length=HOP, n_fft=N_FFT)
     env = env.astype(np.float32)
     times = librosa.frames_to_time(np.arange(len(env)), sr=ANALYSIS_SR, hop_length=HOP)
     ref = _p99(env)
     onsets = librosa.onset.onset_detect(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP,
                                         units="time") if env.size > 3 else np.zeros(0)
+    step(2)
     attack = _attack_envelope(y)
     attack_ref = _p99(attack)
+    step(3)
     tempo, beats = 0.0, np.zeros(0)
     if duration >= MIN_BEAT_SECONDS and env.max() > 0:
         _, b = librosa.beat.beat_track(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP,
@@ -257,6 +272,7 @@ def analyze_beats(wave: Any, sr: int) -> BeatAnalysis:
             tempo = 60.0 / float(np.median(np.diff(beats)))
         else:
             beats = np.zeros(0)
+    step(ANALYSIS_STEPS)
     return BeatAnalysis(tempo=tempo, beats=beats, onset_env=env, onset_times=times,
                         duration=duration, downbeat_offset=_guess_downbeat(beats, env),
                         onset_ref=ref, onsets=np.asarray(onsets, dtype=np.float64),

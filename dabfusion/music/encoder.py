@@ -37,7 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +45,7 @@ import numpy as np
 
 from ..errors import ConfigMismatchError
 from ._audio import audio_digest, check_rate, mono_at, to_mono_1d, window_starts
-from .beats import ANALYSIS_SR, FRAME_COLUMNS, GLOBAL_COLUMNS, BeatAnalysis, analyze_beats, \
+from .beats import ANALYSIS_SR, ANALYSIS_STEPS, FRAME_COLUMNS, GLOBAL_COLUMNS, BeatAnalysis, analyze_beats, \
     frame_beat_features, global_beat_vector
 from .embedding_cache import DiskCache, LRUCache, cache_key
 
@@ -124,6 +124,31 @@ class _Branch:
                   "objective": c.objective, "genres": list(c.genres)}
         return {"name": self.name, "dim": self.dim, "sample_rate": self.sample_rate,
                 "window_seconds": self.window_seconds, "encoder": enc, "adapter": ad}
+
+
+Progress = Callable[[int, int], None]
+
+
+class _Report:
+    """Maps each branch's own ``progress(done, total)`` onto one count over all branches, reporting
+    every position once (a cached branch jumps by its steps)."""
+
+    def __init__(self, progress: Progress | None, total: int) -> None:
+        self.progress, self.total, self.done, self.shown = progress, max(int(total), 1), 0, 0
+
+    def show(self, position: int) -> None:
+        position = min(position, self.total)
+        if self.progress is not None and position > self.shown:
+            self.shown = position
+            self.progress(position, self.total)
+
+    def offset(self) -> Progress:
+        base = self.done
+        return lambda done, _total: self.show(base + int(done))
+
+    def advance(self, n: int) -> None:
+        self.done += int(n)
+        self.show(self.done)
 
 
 def spec_hash(spec: Mapping) -> str:
@@ -324,8 +349,8 @@ class MusicEncoder:
             a, b = 0.0, min(duration, b - a)
         return max(a, 0.0), max(b, 0.0)
 
-    def _analysis(self, mono: np.ndarray, sr: int, digest: str) -> BeatAnalysis:
-        return self._analyses.get_or_compute(digest, lambda: analyze_beats(mono, sr))
+    def _analysis(self, mono: np.ndarray, sr: int, digest: str, progress: Progress | None = None) -> BeatAnalysis:
+        return self._analyses.get_or_compute(digest, lambda: analyze_beats(mono, sr, progress=progress))
 
     def beat_analysis(self, wave: Any, sr: int) -> BeatAnalysis:
         """librosa's beats and onsets of the whole track (cached per audio, as :meth:`encode` uses them)."""
@@ -333,31 +358,50 @@ class MusicEncoder:
         mono = to_mono_1d(wave)
         return self._analysis(mono, rate, audio_digest(mono, rate))
 
-    def _branch_vector(self, branch: _Branch, mono: np.ndarray, sr: int,
-                       span: tuple[float, float]) -> np.ndarray:
-        """Mean over evenly spaced windows of the span, ``batch_size`` windows at a time."""
+    def _windows(self, branch: _Branch, sr: int, span: tuple[float, float]) -> tuple[int, int, int, list[int]]:
+        """(first sample, end sample, window length, window starts) of a neural branch over the span."""
         a, b = int(round(span[0] * sr)), int(round(span[1] * sr))
         win = max(1, int(round(branch.window_seconds * sr)))
-        starts = window_starts(max(b - a, 0), win)
+        return a, b, win, window_starts(max(b - a, 0), win)
+
+    def _steps(self, branch: _Branch, sr: int, span: tuple[float, float]) -> int:
+        """Progress steps of one branch: the beat analysis' stages, or a neural branch's batches."""
+        if branch.name == "beats":
+            return ANALYSIS_STEPS
+        return -(-len(self._windows(branch, sr, span)[3]) // self.batch_size)
+
+    def _branch_vector(self, branch: _Branch, mono: np.ndarray, sr: int,
+                       span: tuple[float, float], progress: Progress | None = None) -> np.ndarray:
+        """Mean over evenly spaced windows of the span, ``batch_size`` windows at a time.
+
+        ``progress(done_batches, total_batches)`` after each batch."""
+        a, b, win, starts = self._windows(branch, sr, span)
         total = np.zeros(branch.dim, np.float64)
-        for i in range(0, len(starts), self.batch_size):
+        n_batches = -(-len(starts) // self.batch_size)
+        for k, i in enumerate(range(0, len(starts), self.batch_size)):
             clips = [mono_at(mono[a + s: min(a + s + win, b)], sr, branch.sample_rate)
                      for s in starts[i: i + self.batch_size]]
             emb = branch.encoder.embed_clips(clips)
             if branch.adapter is not None:
                 emb = branch.adapter.embed(emb)
             total += emb.sum(0)
+            if progress is not None:
+                progress(k + 1, n_batches)
         vec = total / len(starts)
         if branch.adapter is not None or branch.name in ("clap", "wav2clip"):
             vec = vec / max(np.linalg.norm(vec), 1e-12)  # a mean of unit vectors, renormalised
         return vec.astype(np.float32)
 
     def encode(self, wave: Any, sr: int, *, n_frames: int | None = None, fps: float | None = None,
-               start: float = 0.0) -> MusicEmbedding:
+               start: float = 0.0, progress: Progress | None = None) -> MusicEmbedding:
         """Embed music (``[S]``, ``[C, S]`` or ``[1, C, S]`` at ``sr`` Hz, numpy or torch).
 
         With ``n_frames`` and ``fps``: the segment of ``n_frames`` video frames from ``start`` s
         (global vector over its context, frame features for its frames). Without: the whole track.
+
+        ``progress(done, total)``: called as the work goes on (the beat analysis' stages and each
+        batch of windows of a neural branch; total = their sum; ``(1, 1)`` for a cached result). An
+        exception raised in it (a user's cancel) stops the encoding; nothing half-done is cached.
         """
         rate = check_rate(sr)
         if n_frames is not None:
@@ -371,6 +415,8 @@ class MusicEncoder:
         key = cache_key(digest, sh, n_frames, fps, float(start))
         hit = self._cache.get(key)
         if hit is not None:
+            if progress is not None:
+                progress(1, 1)
             return hit
         parts = self.parts()
         if self._disk is not None:
@@ -383,6 +429,8 @@ class MusicEncoder:
                     span=(float(stored["span"][0]), float(stored["span"][1])), parts=parts,
                     spec=self.spec)
                 self._cache.put(key, emb)
+                if progress is not None:
+                    progress(1, 1)
                 return emb
 
         duration = len(mono) / rate
@@ -393,9 +441,12 @@ class MusicEncoder:
             seg = span = (0.0, duration)
         vecs, frames = [], None
         beats, tempo = np.zeros(0), 0.0
-        for branch in self.branches:
+        steps = [self._steps(b, rate, span) for b in self.branches]
+        report = _Report(progress, sum(steps))
+        for branch, n_steps in zip(self.branches, steps):
+            sub = report.offset() if progress is not None else None
             if branch.name == "beats":
-                analysis = self._analysis(mono, rate, digest)
+                analysis = self._analysis(mono, rate, digest, sub)
                 vecs.append(global_beat_vector(analysis, *span))
                 sel = (analysis.beats >= seg[0]) & (analysis.beats <= seg[1])
                 beats, tempo = analysis.beats[sel], analysis.tempo
@@ -404,7 +455,8 @@ class MusicEncoder:
             else:
                 bkey = (digest, branch.name, round(span[0], 4), round(span[1], 4))
                 vecs.append(self._branch_vectors.get_or_compute(
-                    bkey, lambda b=branch: self._branch_vector(b, mono, rate, span)))
+                    bkey, lambda b=branch, p=sub: self._branch_vector(b, mono, rate, span, p)))
+            report.advance(n_steps)  # also when the branch came from a cache
         emb = MusicEmbedding(global_vec=np.concatenate(vecs).astype(np.float32), frame_features=frames,
                              beats=beats, tempo=float(tempo), span=(float(span[0]), float(span[1])),
                              parts=parts, spec=self.spec)

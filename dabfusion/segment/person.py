@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -28,6 +28,8 @@ from .sam_mask import SAM_FOLDER, SAM_SOURCE, LoadedSam, load_sam, sam_box_mask
 
 SEGMENTERS = ("auto", "sam", "yolo")
 MASK_SOURCES = ("user", "alpha", "sam", "yolo")
+#: Progress steps of :meth:`SegmentPerson.__call__`: detection, segmentation, background, compositing.
+STEPS = 4
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,7 @@ class SegmentPerson:
         background_remove_mask: Any = None,
         fit: str = "crop",
         as_float: bool = False,
+        progress: Callable[[int, int], None] | None = None,
     ) -> SegmentResult:
         """Start frame ``[size, size, 3]`` and mask ``[size, size]`` with the person of ``image``.
 
@@ -179,7 +182,14 @@ class SegmentPerson:
         ``background``: see :func:`.composite.make_background`. ``background_remove_mask``: the dancer
         already in a data-set background frame; it is inpainted away, and unless ``placement`` is
         given the new person stands exactly where that dancer stood (the paper's substitution).
+        ``progress(done, STEPS)`` after detection, segmentation (both at once when the mask is known),
+        the background and the compositing; an exception raised in it (a user's cancel) stops the work.
         """
+
+        def step(done: int) -> None:
+            if progress is not None:
+                progress(done, STEPS)
+
         rgb01, own_alpha = split_rgba(image)
         choice, score = None, None
         if mask is not None:
@@ -190,12 +200,16 @@ class SegmentPerson:
         else:
             rgb = to_uint8(rgb01)
             choice = self.detect(rgb, rule, index)
+            step(1)
             alpha, source, score = self.segment(rgb, choice, max_hole_frac=max_hole_frac, fill_holes=fill_holes)
+        step(2)
         if placement is None:
             placement = (Placement.from_mask(background_remove_mask, fit=fit) if background_remove_mask is not None
                          else Placement())
         bg = make_background(background, size, fit=fit, remove_mask=background_remove_mask)
+        step(3)
         comp = place_person(rgb01, alpha, bg, size, placement, feather_px=feather_px, as_float=as_float)
+        step(STEPS)
         return SegmentResult(comp.frame, comp.mask, alpha.astype(np.float32), comp.source_box, comp.box,
                              comp.scale, placement, source, choice, score)
 
