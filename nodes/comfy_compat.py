@@ -109,10 +109,7 @@ class ProgressBar:
         self._bar = comfy_utils.ProgressBar(self.total) if comfy_utils is not None else None
 
     def update(self, n: int = 1) -> None:
-        self.done += n
-        check_interrupted()
-        if self._bar is not None:
-            self._bar.update(n)
+        self.update_absolute(self.done + n)
 
     def update_absolute(self, done: int, total: int | None = None) -> None:
         """Set the position (``progress(done, total)`` callbacks of the pipeline call this)."""

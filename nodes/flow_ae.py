@@ -43,7 +43,12 @@ class FlowAEEncode:
             raise MediaError(f"FlowAE Encode needs an IMAGE [1, H, W, 3], got shape {shape}")
         if fit not in FITS:
             raise MediaError(f"fit must be one of {FITS}, got {fit!r}")
-        ref = model.encode_reference(image, fit=fit)
+        bar = compat.ProgressBar(2)
+        bar.update_absolute(0)
+        frame, _ = model.prepare_reference(image, fit=fit, segment=False)  # square, model size
+        bar.update_absolute(1)
+        ref = model.encode_reference(frame, fit=fit)
+        bar.update_absolute(2)
         return (ref, image_to_comfy(ref.image))
 
 
@@ -72,5 +77,6 @@ class WarpAndDecode:
     def decode(self, model, latent, flows, chunk_size=16):
         n = flows.n_frames
         bar = compat.ProgressBar(max(1, -(-n // int(chunk_size))))
-        frames = model.render(latent, flows, chunk=int(chunk_size), progress=bar)
+        bar.update_absolute(0)  # a cancel pressed before this node started stops it here
+        frames = model.render(latent, flows, chunk=int(chunk_size), progress=bar)  # checks after every chunk
         return (image_to_comfy(frames), float(flows.fps))

@@ -142,5 +142,10 @@ class MusicEncoder:
 
     def encode(self, model, audio):
         wave, sr = audio_from_comfy(audio)
+        compat.check_interrupted()
         clip = model.encode_music(wave, sr, what="the music (AUDIO input)")
-        return (clip, float(clip.duration), float(clip.summary.tempo))
+        # The whole track's analysis is the slow part: run it here, per stage and per batch of windows, so
+        # the bar moves and cancel works; the encoder caches it, so clip.summary and the sampler reuse it.
+        bar = compat.ProgressBar(1)
+        summary = clip.encoder.encode(clip.wave, clip.sample_rate, progress=bar)
+        return (clip, float(clip.duration), float(summary.tempo))

@@ -121,8 +121,8 @@ class SegmentPerson:
             raise MediaError("SegmentPerson needs a MASK of the person or a YOLO model to find them: connect a mask "
                              "or pick a model (put one in models/ultralytics_bbox or models/ultralytics_segm)")
         seg = Segmenter(yolo_path(yolo_model), sam_path(sam_model), device=str(compat.torch_device()))
-        bar = compat.ProgressBar(1)
+        bar = compat.ProgressBar(4)
+        bar.update_absolute(0)  # a cancel pressed before this node started stops it here
         result = seg(rgb, person_mask, rule=person, index=int(index), background=bg, size=int(size),
-                     placement=Placement(height=float(height)), fit=fit)
-        bar.update(1)
+                     placement=Placement(height=float(height)), fit=fit, progress=bar)
         return (image_to_comfy(result.frame), mask_to_comfy(result.mask))

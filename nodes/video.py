@@ -28,6 +28,24 @@ def overlay_beats(frames, fps: float, wave, sample_rate):
     return draw_beat_overlay(frames, beats, fps)
 
 
+#: At most this many progress updates per video (each one is a message to the browser).
+PROGRESS_UPDATES = 100
+
+
+def frame_progress(n_frames: int):
+    """A ``progress(done, total)`` for write_mp4 that moves the node's bar (and checks for cancel) every
+    ``n_frames / PROGRESS_UPDATES`` frames; a cancel stops the encode and write_mp4 leaves no file."""
+    bar = compat.ProgressBar(n_frames)
+    bar.update_absolute(0)  # a cancel pressed before the encode started stops it here
+    every = max(1, -(-n_frames // PROGRESS_UPDATES))
+
+    def progress(done: int, total: int | None) -> None:
+        if done % every == 0 or done == n_frames:
+            bar.update_absolute(done, n_frames)
+
+    return progress
+
+
 class VideoCombine:
     """Writes the frames and the music to an MP4 (h264 + AAC) with the workflow in its metadata."""
 
@@ -87,9 +105,8 @@ class VideoCombine:
                 metadata[key] = json.dumps(value)
         h, w = frames.shape[1:3]
         path, file, subfolder = compat.save_path(filename_prefix, "mp4", w, h)
-        bar = compat.ProgressBar(1)
-        write_mp4(path, frames, float(fps), audio=wave, sample_rate=sr, crf=int(crf), metadata=metadata)
-        bar.update(1)
+        write_mp4(path, frames, float(fps), audio=wave, sample_rate=sr, crf=int(crf), metadata=metadata,
+                  progress=frame_progress(len(frames)))
         preview = {"filename": file, "subfolder": subfolder, "type": "output"}
         return {"ui": {"images": [preview], "animated": (True,)},
                 "result": (compat.video_from_file(path), str(path))}
