@@ -1,5 +1,9 @@
 """Evaluate DabFusion the paper's way: generate the test split's videos and print Tables 1-6.
 
+(The other two evaluations: ``training/evaluate_beat_following.py``, a researcher's experiments on
+one diffusion checkpoint - delay, samplers, seams, ceiling; ``training/evaluate_flow_ae.py``, the
+flow auto-encoder's reconstructions.)
+
     python -m dabfusion.evaluate --data data/synthdance --out runs/eval          # the built-in demo model
     python -m dabfusion.evaluate --data data/synthdance --out runs/eval \\
         --flow-ae runs/flow_ae_small/flow_ae.safetensors --diffusion runs/diffusion_small/diffusion.safetensors \\

@@ -40,7 +40,7 @@ wait "$ablation"
 
 # 3. The evaluation: 10 held-out clips of 8 s, half-beat delay, DPM-Solver++ 25 against DDPM 1000 on 4 clips,
 #    long clips, Table 6.
-$PY -m training.evaluate_diffusion --data "$DATA" --fps 30 --flow-ae "$FLOW_AE" \
+$PY -m training.evaluate_beat_following --data "$DATA" --fps 30 --flow-ae "$FLOW_AE" \
     --checkpoint "$RUNS/diffusion/diffusion.safetensors" \
     --ablation-checkpoint "$RUNS/diffusion_nobeats/diffusion.safetensors" $EVAL_ARGS --out "$RUNS/eval" \
     > "$RUNS/eval.log" 2>&1

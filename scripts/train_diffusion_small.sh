@@ -34,7 +34,7 @@ TRAIN=($PY -m training.train_diffusion --data "$DATA" --fps 30 --flow-ae "$FLOW_
     --stop-at-step 1300 --out "$RUNS/diffusion_small_nobeats"
 
 # the evaluation (docs/diffusion_evaluation.md); about 40 minutes on one thread
-$PY -m training.evaluate_diffusion --data "$DATA" --fps 30 --flow-ae "$FLOW_AE" \
+$PY -m training.evaluate_beat_following --data "$DATA" --fps 30 --flow-ae "$FLOW_AE" \
     --checkpoint "$RUNS/diffusion_small/diffusion.safetensors" \
     --ablation-checkpoint "$RUNS/diffusion_small_nobeats/diffusion.safetensors" --threads 1 \
     --out "$RUNS/eval_diffusion_small"

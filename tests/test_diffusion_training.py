@@ -142,7 +142,7 @@ def test_a_few_steps_reduce_the_loss(parts):
 def test_train_resume_exact_then_evaluate(world, tmp_path):
     from safetensors.torch import load_file
 
-    from training import evaluate_diffusion, train_diffusion
+    from training import evaluate_beat_following, train_diffusion
 
     common = ["--data", str(world["data"]), "--flow-ae", str(world["ae_path"]), "--config", "tiny", "--fps", str(FPS),
               "--split", "paper", "--cache-dir", str(world["root"] / "cache"), "--max-steps", "4",
@@ -197,7 +197,7 @@ def test_train_resume_exact_then_evaluate(world, tmp_path):
     assert (header["config"]["time_base"], header["config"]["n_frames"]) == ("beats", 32)
     assert header["config"]["prediction_type"] == "v_prediction" and header["config"]["temporal_kernel"] == 3
 
-    res = evaluate_diffusion.main(["--data", str(world["data"]), "--flow-ae", str(world["ae_path"]), "--split", "paper",
+    res = evaluate_beat_following.main(["--data", str(world["data"]), "--flow-ae", str(world["ae_path"]), "--split", "paper",
                                    "--cache-dir", str(world["root"] / "cache"), "--fps", str(FPS),
                                    "--checkpoint", str(straight / "diffusion.safetensors"),
                                    "--ablation-checkpoint", str(resumed / "diffusion.safetensors"),

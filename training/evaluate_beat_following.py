@@ -1,6 +1,10 @@
-"""Evaluate a trained flow diffusion on held-out music: alignment, delay, samplers, length, ablation.
+"""Does a trained flow diffusion follow music it never heard? Alignment, delay, samplers, length, ablation.
 
-    python -m training.evaluate_diffusion --data data/synthdance --fps 15 \\
+The researcher's experiments on one diffusion checkpoint (``python -m dabfusion.evaluate`` is the
+paper's protocol over a whole model folder, Tables 1-6 with video quality;
+``training/evaluate_flow_ae.py`` measures the flow auto-encoder's reconstructions).
+
+    python -m training.evaluate_beat_following --data data/synthdance --fps 15 \\
         --flow-ae runs/flow_ae_small/flow_ae.safetensors \\
         --checkpoint runs/diffusion_small/diffusion.safetensors \\
         --ablation-checkpoint runs/diffusion_small_nobeats/diffusion.safetensors --out runs/eval_diffusion
@@ -58,7 +62,7 @@ from dabfusion.metrics.optical_flow_motion import motion_speed
 from dabfusion.pipeline import DabFusionPipeline, ReferenceLatent
 from training.train_diffusion import add_music_arguments, build_music_encoder
 
-log = logging.getLogger("evaluate_diffusion")
+log = logging.getLogger("evaluate_beat_following")
 EXPERIMENTS = ("main", "delay", "samplers", "long", "ablation")
 #: A kinematic beat this close (frames) to a window border counts as sitting on it.
 BORDER_TOLERANCE = 1.5
