@@ -22,7 +22,9 @@ producing noise later. Layout::
 Frozen third-party encoders (CLAP, Wav2CLIP) are not copied into bundles: they are looked up by
 file name in the ``clap`` / ``wav2clip`` model folders. The music encoder is rebuilt from the spec
 stored in the diffusion checkpoint, so a bundle of the default (beats-only) encoder needs no
-music files at all. :func:`write_bundle` assembles a bundle from training outputs.
+music files at all. :func:`write_bundle` assembles a bundle from training outputs;
+:func:`load_parts` loads and cross-checks its parts, which
+:class:`dabfusion.pipeline.DabFusionPipeline` is built from.
 """
 
 from __future__ import annotations

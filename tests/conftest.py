@@ -26,3 +26,15 @@ def synthdance_tiny(tmp_path_factory) -> Path:
     if not (out / MANIFEST_NAME).is_file():
         generate(out, "tiny", 0, workers=2, progress=False)
     return out
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small CPU models on a shared 2-core box: one thread is ~8x faster than two under load.
+    A module asks for it with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -26,12 +26,7 @@ TINY = {"embed_dim": 16, "depths": [2, 2, 1, 1], "num_heads": [1, 2, 2, 4]}
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def clips(seed: int = 0) -> list[np.ndarray]:

@@ -16,12 +16,7 @@ from dabfusion.music.mel_branch import MelStatsEncoder
 from dabfusion.music.wav2clip_branch import Wav2ClipEncoder
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

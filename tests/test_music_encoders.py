@@ -34,13 +34,7 @@ def w2c(tmp_path_factory):
     return model, path
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small CPU models on a shared 2-core box: one thread is ~8x faster than two under load."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def noise(seconds: float, sr: int, channels: int = 1, seed: int = 0) -> np.ndarray:
