@@ -168,7 +168,9 @@ def train(config, dataset, *, steps: int, batch_size: int = 8, lr: float = 2e-3,
 
 def evaluate(model, tracks: list[ToyTrack], encoder, *, seconds: float, steps: int = 20, guidance: float = 1.0,
              seed: int = 0) -> dict[str, Any]:
-    """Own-music and mismatched 2D-MM Align, and the motion's shift under a half-beat music delay."""
+    """Own-music and mismatched 2D-MM Align, the motion's shift under a half-beat music delay, and the
+    seams: flow change across window borders over flow change within windows (1 = no seam)."""
+    from ..metrics.borders import border_discontinuity
     from ..metrics.mm_align import clip_beats_in_frames, estimate_lag, mm_align_from_speed
     from ..pipeline import DabFusionPipeline
 
@@ -179,11 +181,12 @@ def evaluate(model, tracks: list[ToyTrack], encoder, *, seconds: float, steps: i
         other = tracks[(k + 1) % len(tracks)]
         period = 60.0 / tr.bpm
         ref = pipe.latent_reference(dancer_latent(k % len(AMPLITUDES), model.config.latent_channels))
-        speeds = []
+        speeds, clips = [], []
         for delay in (0.0, period / 2):
             music = pipe.encode_music(tr.wave, SAMPLE_RATE, offset=-delay)
-            flows = pipe.sample_flows(ref, music, n_frames=n, steps=steps, guidance=guidance, seed=seed + k)
-            speeds.append(speed_of(flows.flow))
+            clips.append(pipe.sample_flows(ref, music, n_frames=n, steps=steps, guidance=guidance, seed=seed + k))
+            speeds.append(speed_of(clips[-1].flow))
+        seams = border_discontinuity(clips[0].flow, clips[0].borders)
         own = mm_align_from_speed(speeds[0], clip_beats_in_frames(tr.beats, FPS, n))
         mis = mm_align_from_speed(speeds[0], clip_beats_in_frames(other.beats, FPS, n))
         gt = mm_align_from_speed(speed_of(torch.as_tensor(latent_flows(
@@ -194,8 +197,10 @@ def evaluate(model, tracks: list[ToyTrack], encoder, *, seconds: float, steps: i
         a = int(np.ceil((tr.lead_in + period) * FPS))
         lag = estimate_lag(speeds[0][a:], speeds[1][a:], max_lag=int(np.ceil(pf)) - 1, min_lag=0)
         rows.append({"track": tr.name, "bpm": tr.bpm, "gt": gt.score, "own": own.score, "mismatched": mis.score,
-                     "kinematic_beats": int(own.kinematic_beats.size), "delay_shift_beats": lag / pf})
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("gt", "own", "mismatched", "delay_shift_beats")}
+                     "kinematic_beats": int(own.kinematic_beats.size), "delay_shift_beats": lag / pf,
+                     "windows": len(clips[0].starts), "seam_ratio": seams["ratio"]})
+    mean = {k: float(np.mean([r[k] for r in rows]))
+            for k in ("gt", "own", "mismatched", "delay_shift_beats", "seam_ratio")}
     return {"rows": rows, **mean}
 
 
