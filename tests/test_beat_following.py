@@ -22,8 +22,8 @@ import torch
 from dabfusion.testing.beat_toy import run_rung
 
 #: On SynthDance, issue 5's chained windows jumped 4.1x at their borders (docs/diffusion_lab_log.md).
-#: In the toy the beat-time borders fall on
-#: beats, where the motion itself stops and restarts, so a seamless clip measures 0.3-1.2 here.
+#: In the toy the beat-time borders fall on beats, where the motion itself stops and restarts, so a
+#: seamless clip measures 0.3-1.2 here.
 SEAM_RATIO_MAX = 1.5
 
 
