@@ -179,9 +179,9 @@ def describe_candidates(candidates: Sequence[Candidate]) -> str:
 
 @dataclass
 class Generation:
-    """What a whole run returns: frames uint8 ``[N, S, S, 3]`` and the music to play with them."""
+    """What a whole run returns: frames uint8 ``[N, S, S, 3]`` (or a FrameStream of them) and the music."""
 
-    frames: np.ndarray
+    frames: Any
     fps: float
     audio: np.ndarray
     sample_rate: int
@@ -408,6 +408,31 @@ class DabFusionPipeline:
     def device(self) -> Any:
         return next(self.diffusion.parameters()).device
 
+    #: The pipeline's parts that hold weights, in the order :meth:`torch_modules` and :meth:`to` name them.
+    PARTS = ("flow_ae", "diffusion", "music")
+
+    def torch_modules(self) -> dict[str, list[Any]]:
+        """The torch modules holding each part's weights: ``flow_ae`` (the auto-encoder network),
+        ``diffusion`` (the U-Net) and ``music`` (the music encoder's networks and adapters; none for a
+        weight-free encoder). A model manager (ComfyUI's) moves these between devices."""
+        import torch
+
+        def modules(*objs: Any) -> list[Any]:
+            return [m for m in objs if isinstance(m, torch.nn.Module)]
+
+        music = [m for b in getattr(self.music, "branches", ()) for m in modules(b.encoder, b.adapter)]
+        return {"flow_ae": modules(getattr(self.flow_ae, "model", self.flow_ae)), "diffusion": modules(self.diffusion),
+                "music": music}
+
+    def to(self, device: Any, *, parts: Sequence[str] = PARTS) -> "DabFusionPipeline":
+        """Move these parts (all by default) to ``device``, in place; the flow AE and the music encoder
+        follow their networks' device from then on."""
+        for part in parts:
+            if part not in self.PARTS:
+                raise ValueError(f"unknown part {part!r}: one of {self.PARTS}")
+            getattr(self, part).to(device)
+        return self
+
     @property
     def config(self) -> Any:
         return self.diffusion.config
@@ -586,11 +611,7 @@ class DabFusionPipeline:
         scored.sort(key=lambda c: (-c.mm_align if math.isfinite(c.mm_align) else math.inf, c.seed))
         return scored[0].flows, scored
 
-    def render(self, ref: ReferenceLatent, flows: FlowLatent, *, chunk: int = RENDER_CHUNK,
-               progress: Progress | None = None) -> np.ndarray:
-        """``decode(warp(z0, flow_i, occlusion_i))`` for every frame: uint8 ``[N, S, S, 3]``."""
-        from .flow_ae import render_video
-
+    def _check_flows(self, ref: ReferenceLatent, flows: FlowLatent) -> None:
         self._check_same_model(ref)
         if flows.n_frames < 1:
             raise DabFusionError("there are no frames to decode (zero frames)")
@@ -598,14 +619,35 @@ class DabFusionPipeline:
         if tuple(flows.flow.shape[-2:]) != latent:
             raise DabFusionError(f"the flows are {tuple(flows.flow.shape[-2:])} but the model's latent is {latent}; "
                                  "sample them with the same model")
+
+    def render(self, ref: ReferenceLatent, flows: FlowLatent, *, chunk: int = RENDER_CHUNK,
+               progress: Progress | None = None) -> np.ndarray:
+        """``decode(warp(z0, flow_i, occlusion_i))`` for every frame: uint8 ``[N, S, S, 3]``."""
+        from .flow_ae import render_video
+
+        self._check_flows(ref, flows)
         return render_video(self.flow_ae, ref.z0, flows.flow, flows.occlusion, chunk=int(chunk), progress=progress)
+
+    def render_stream(self, ref: ReferenceLatent, flows: FlowLatent, *, chunk: int = RENDER_CHUNK,
+                      progress: Progress | None = None) -> Any:
+        """The frames of :meth:`render` as a :class:`dabfusion.flow_ae.FrameStream`: drawn chunk by chunk
+        in the background while the consumer (the MP4 encoder) works, in bounded memory at any length."""
+        from .flow_ae import FrameStream
+
+        self._check_flows(ref, flows)
+        return FrameStream(self.flow_ae, ref.z0, flows.flow, flows.occlusion, chunk=int(chunk), progress=progress)
 
     def __call__(self, image: Any, wave: Any, sample_rate: int, *, seconds: float | None = None,
                  frames: int | None = None, fps: float | None = None, sampler: str | None = None,
                  steps: int | None = None, guidance: float | None = None, seed: int = 0,
                  overlap: int | None = None, mask: Any = None, background: Any = None, fit: str = "crop",
-                 yolo_model: Any = None, sam_model: Any = None, progress: Progress | None = None) -> Generation:
-        """Make the person in ``image`` dance to ``wave`` (``[C, S]`` at ``sample_rate``, from its start)."""
+                 yolo_model: Any = None, sam_model: Any = None, progress: Progress | None = None,
+                 stream: bool = False) -> Generation:
+        """Make the person in ``image`` dance to ``wave`` (``[C, S]`` at ``sample_rate``, from its start).
+
+        ``stream``: the frames come as a :class:`dabfusion.flow_ae.FrameStream` drawn while they are
+        consumed (give it to :func:`write_generation`), not as one array.
+        """
         fps = float(fps or self.fps)
         settings = self.settings(sampler=sampler, steps=steps, guidance=guidance, seed=seed, overlap=overlap)
         music = self.encode_music(wave, sample_rate)
@@ -620,7 +662,8 @@ class DabFusionPipeline:
             return lambda done, _total: progress(offset + done, total) if progress is not None else None
 
         flows = self.sample_flows(ref, music, n_frames=n, fps=fps, settings=settings, progress=report(0))
-        video = self.render(ref, flows, progress=report(sampling))
+        draw = self.render_stream if stream else self.render
+        video = draw(ref, flows, progress=report(sampling))
         return Generation(frames=video, fps=fps, audio=music.wave, sample_rate=music.sample_rate,
                           reference=ref.image, flows=flows)
 
@@ -720,7 +763,8 @@ def generate_video(image: str | os.PathLike, music: str | os.PathLike, out: str 
     # tracker sees the beat that closes the clip (the MP4's audio is cut to the video's length).
     want = frames / fps_ if frames is not None else seconds
     wave, sr = load_music(music, start=start, seconds=None if want is None else float(want) + 1.0)
-    gen = pipeline(picture, wave, sr, seconds=seconds, frames=frames, fps=fps_, mask=person, **generate_kw)
+    gen = pipeline(picture, wave, sr, seconds=seconds, frames=frames, fps=fps_, mask=person, stream=True,
+                   **generate_kw)
     seed = generate_kw.get("seed", 0)
     meta = {"comment": f"Dance Any Beat (DabFusion): model {pipeline.name}, seed {seed}",
             "dabfusion": json.dumps({"model": pipeline.name, "seed": seed, "fps": gen.fps, "frames": len(gen.frames),

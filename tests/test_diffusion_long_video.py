@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+
+import numpy as np
 import pytest
 import torch
 
@@ -137,6 +140,38 @@ def test_render_video_in_chunks_equals_one_pass():
     assert video.shape == (7, ae.image_size, ae.image_size, 3) and video.dtype.name == "uint8"
     assert abs(video.astype(int) - whole.astype(int)).max() <= 1  # same frames, chunking aside
     assert calls == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_frame_stream_hands_over_the_rendered_frames_and_stops_when_asked():
+    from dabfusion.flow_ae import FlowAE, FlowAutoEncoder, FrameStream, get_config
+
+    torch.manual_seed(0)
+    ae = FlowAE(FlowAutoEncoder(get_config("tiny")).eval())
+    z0 = ae.encode(torch.rand(1, 3, ae.image_size, ae.image_size))
+    h = z0.shape[-1]
+    flow, occ = torch.randn(11, 2, h, h) * 0.3, torch.rand(11, 1, h, h)
+    calls = []
+    stream = FrameStream(ae, z0, flow, occ, chunk=4, prefetch=1, progress=lambda k, n: calls.append((k, n)))
+    assert len(stream) == 11
+    frames = list(stream)
+    assert np.array_equal(np.stack(frames), render_video(ae, z0, flow, occ, chunk=4))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel(k, n):
+        if k == 2:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):  # a cancel raised in progress stops the stream in the consumer
+        list(FrameStream(ae, z0, flow, occ, chunk=2, progress=cancel))
+    early = iter(FrameStream(ae, z0, flow, occ, chunk=2, prefetch=1))
+    next(early)
+    early.close()  # leaving early ends the drawing thread
+    assert not any(t.name == "dabfusion-render" and t.is_alive() for t in threading.enumerate())
+    with pytest.raises(ValueError):  # a failure while drawing (a bad flow shape) reaches the consumer
+        list(FrameStream(ae, z0, flow[:, :1], occ, chunk=2))
 
 
 def test_border_discontinuity_finds_a_jump():

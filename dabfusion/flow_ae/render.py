@@ -1,7 +1,12 @@
-"""Frames from flows: every frame is ``decode(warp(z0, flow_i, occlusion_i))`` of the one reference latent."""
+"""Frames from flows: every frame is ``decode(warp(z0, flow_i, occlusion_i))`` of the one reference latent.
+
+:func:`render_video` returns them all; :class:`FrameStream` hands them over one by one while the next
+chunk is drawn (a long clip in bounded memory, decoding overlapped with encoding)."""
 
 from __future__ import annotations
 
+import queue
+import threading
 from typing import Any, Callable
 
 import numpy as np
@@ -40,3 +45,67 @@ def render_video(flow_ae: Any, z0: torch.Tensor, flow: torch.Tensor, occlusion: 
 def frames_to_uint8(frames: torch.Tensor) -> np.ndarray:
     """``[N, 3, H, W]`` floats in 0..1 -> uint8 ``[N, H, W, 3]`` (the media convention)."""
     return (frames.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+
+
+_END = object()
+
+
+class FrameStream:
+    """The frames of :func:`render_video` one at a time, drawn ``chunk`` frames at a time in a
+    background thread while the consumer (the MP4 encoder) works on the previous chunk.
+
+    Memory is bounded whatever the clip's length: at most ``prefetch`` chunks wait. ``len()`` is
+    the number of frames. ``progress(done_chunks, total_chunks)`` is called in the consumer's
+    thread as each chunk is handed over, so an exception raised there (a user's cancel) stops the
+    drawing; so does leaving the iteration early.
+    """
+
+    def __init__(self, flow_ae: Any, z0: torch.Tensor, flow: torch.Tensor, occlusion: torch.Tensor, *,
+                 chunk: int = 16, prefetch: int = 2, progress: Callable[[int, int], None] | None = None) -> None:
+        self.flow_ae, self.z0, self.flow, self.occlusion = flow_ae, z0, flow, occlusion
+        self.chunk, self.prefetch, self.progress = max(1, int(chunk)), max(1, int(prefetch)), progress
+
+    def __len__(self) -> int:
+        return int(self.flow.shape[0])
+
+    def _produce(self, out: "queue.Queue", stop: threading.Event) -> None:
+        try:
+            for i in range(0, len(self), self.chunk):
+                if stop.is_set():
+                    return
+                part = frames_to_uint8(render_frames(self.flow_ae, self.z0, self.flow[i:i + self.chunk],
+                                                     self.occlusion[i:i + self.chunk]))
+                while not stop.is_set():
+                    try:
+                        out.put(part, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+            out.put(_END)
+        except BaseException as err:  # handed to the consumer, raised there
+            out.put(err)
+
+    def __iter__(self):
+        out: queue.Queue = queue.Queue(maxsize=self.prefetch)
+        stop = threading.Event()
+        worker = threading.Thread(target=self._produce, args=(out, stop), name="dabfusion-render", daemon=True)
+        worker.start()
+        total, done = -(-len(self) // self.chunk), 0
+        try:
+            while True:
+                item = out.get()
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                done += 1
+                if self.progress is not None:
+                    self.progress(done, total)
+                yield from item
+        finally:
+            stop.set()
+            while worker.is_alive():  # unblock a producer waiting on a full queue, then let it finish
+                try:
+                    out.get_nowait()
+                except queue.Empty:
+                    worker.join(timeout=0.05)
