@@ -1,16 +1,22 @@
 """The one place where the node classes reach ComfyUI.
 
-Inside ComfyUI it uses folder_paths, comfy.utils.ProgressBar, comfy.model_management,
-comfy.cli_args and comfy_api's video types. Outside ComfyUI (plain pytest, scripts) it falls back
-to local folders (``DABFUSION_MODELS_DIR``, ``DABFUSION_INPUT_DIR``, ``DABFUSION_OUTPUT_DIR``),
-a quiet progress counter, the CPU/CUDA device and :class:`VideoFile` (a small stand-in for core
-VIDEO), so the node classes stay testable without a ComfyUI checkout.
+Inside ComfyUI it uses folder_paths, comfy.utils.ProgressBar, comfy.model_management (devices,
+interrupts, and loading / offloading the loader's model: :func:`manage_model`, :func:`load_models`),
+comfy.model_patcher, comfy.cli_args and comfy_api's video types. Outside ComfyUI (plain pytest,
+scripts) it falls back to local folders (``DABFUSION_MODELS_DIR``, ``DABFUSION_INPUT_DIR``,
+``DABFUSION_OUTPUT_DIR``), a quiet progress counter, the CPU/CUDA device (models stay where they
+were loaded) and :class:`VideoFile` (a small stand-in for core VIDEO), so the node classes stay
+testable without a ComfyUI checkout.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
+import weakref
 from pathlib import Path
+from typing import Any
 
 from dabfusion.errors import ModelFileError
 
@@ -92,6 +98,147 @@ def torch_device():
     if model_management is not None:
         return model_management.get_torch_device()
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# ------------------------------------------------------------------------------ models on ComfyUI's device
+#
+# Inside ComfyUI the loader's model is handed to ComfyUI's model management the way core does it for
+# its own models (comfy.model_patcher.ModelPatcher + comfy.model_management.load_models_gpu): the
+# weights wait on unet_offload_device() (the CPU unless VRAM is plenty), each node loads the parts it
+# needs onto get_torch_device() right before its work (ComfyUI first frees other models' VRAM for
+# them), and they stay there until ComfyUI needs the memory for something else (free_memory,
+# unload_all_models move them back to the offload device). Each part (flow AE, U-Net, the music
+# encoder's networks) is its own ModelPatcher, as core keeps MODEL, CLIP and VAE apart, so ComfyUI can
+# offload CLAP while the U-Net samples. Outside ComfyUI none of this runs: the pipeline stays where the
+# loader put it.
+
+#: pipeline -> (the model_management module it was registered with, {part: ModelPatcher}).
+_MANAGED: "weakref.WeakKeyDictionary[Any, tuple[Any, dict[str, Any]]]" = weakref.WeakKeyDictionary()
+_PART_NAMES = {"flow_ae": "DabFusionFlowAE", "diffusion": "DabFusionUNet3D", "music": "DabFusionMusicEncoder"}
+
+
+def manages_models() -> bool:
+    """True inside ComfyUI: the loader's model is then held and moved by ComfyUI's model management."""
+    return model_management is not None
+
+
+def offload_device():
+    """Where a managed model waits between nodes: ComfyUI's unet_offload_device() (the CPU unless VRAM is
+    plenty); outside ComfyUI, :func:`torch_device` (nothing is offloaded there)."""
+    if model_management is not None:
+        return model_management.unet_offload_device()
+    return torch_device()
+
+
+def to_intermediate(tensor):
+    """A node output tensor on ComfyUI's intermediate_device() (the CPU unless --gpu-only), as core's
+    nodes return theirs, so outputs kept in ComfyUI's cache hold no VRAM; unchanged outside ComfyUI."""
+    if model_management is None or tensor is None:
+        return tensor
+    return tensor.to(model_management.intermediate_device())
+
+
+@functools.lru_cache(maxsize=None)
+def _weights_class(part: str) -> type:
+    """The torch module a ModelPatcher holds for one part (its name shows in ComfyUI's log)."""
+    import torch
+
+    return type(_PART_NAMES[part], (torch.nn.Module,),
+                {"__doc__": f"The {part} weights of a DabFusion model, for ComfyUI's model management."})
+
+
+def _same_device(a, b) -> bool:
+    import torch
+
+    a, b = torch.device(a), torch.device(b)
+    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
+
+
+def manage_model(pipe):
+    """Register a pipeline's parts with ComfyUI's model management (once per pipeline object: the
+    loader's cache hands the same object to later runs, and it keeps its patchers); returns ``pipe``.
+    Outside ComfyUI it returns ``pipe`` untouched."""
+    mm = model_management
+    if mm is None:
+        return pipe
+    known = _MANAGED.get(pipe)
+    if known is not None and known[0] is mm:
+        return pipe
+    from comfy.model_patcher import ModelPatcher  # type: ignore[import-not-found]
+
+    load, offload = mm.get_torch_device(), mm.unet_offload_device()
+    patchers = {}
+    for part, modules in pipe.torch_modules().items():
+        if not modules:
+            continue  # a weight-free music encoder (beats only): nothing to move
+        weights = _weights_class(part)()
+        for i, module in enumerate(modules):
+            weights.add_module(str(i), module)
+        first = next(iter(weights.parameters()), None)
+        weights.device = first.device if first is not None else offload  # where it is now (ModelPatcher's view)
+        patcher = ModelPatcher(weights, load_device=load, offload_device=offload)
+        _on_detach(patcher, getattr(pipe, part))
+        patchers[part] = patcher
+    _MANAGED[pipe] = (mm, patchers)
+    return pipe
+
+
+def _on_detach(patcher, owner) -> None:
+    """When ComfyUI unloads a part, let its wrapper (FlowAE keeps a device) follow the weights."""
+    try:
+        from comfy.patcher_extension import CallbacksMP  # type: ignore[import-not-found]
+    except ImportError:  # an older ComfyUI: load_models() syncs the wrapper before each use anyway
+        return
+    ref = weakref.ref(owner)
+
+    def follow(patcher, unpatch_all=True):
+        obj = ref()
+        if unpatch_all and obj is not None:
+            obj.to(patcher.offload_device)
+
+    patcher.add_callback(CallbacksMP.ON_DETACH, follow)
+
+
+def managed_patchers(pipe) -> dict[str, Any]:
+    """{part: ModelPatcher} of a pipeline registered by :func:`manage_model` ({} when it is not)."""
+    if model_management is None:
+        return {}
+    try:
+        known = _MANAGED.get(pipe)
+    except TypeError:  # not weak-referenceable: not one of ours
+        return {}
+    return dict(known[1]) if known is not None and known[0] is model_management else {}
+
+
+def load_models(pipe, parts=("flow_ae", "diffusion", "music"), memory_required: int = 0) -> None:
+    """Right before a node's work: ComfyUI loads these parts of a managed pipeline onto its torch
+    device through load_models_gpu (freeing other models' VRAM first: ``memory_required`` bytes for
+    the work on top of the weights, else ComfyUI's minimum inference reserve) and the pipeline's
+    wrappers follow. A no-op outside ComfyUI and for a pipeline the loader did not register."""
+    patchers = managed_patchers(pipe)
+    chosen = [(part, patchers[part]) for part in parts if part in patchers]
+    if not chosen:
+        return
+    mm = model_management
+    kw = {"memory_required": int(memory_required)}
+    if "force_full_load" in inspect.signature(mm.load_models_gpu).parameters:
+        kw["force_full_load"] = True  # plain torch modules cannot run partly offloaded (no comfy.ops casts)
+    mm.load_models_gpu([p for _, p in chosen], **kw)
+    for part, patcher in chosen:
+        _finish_load(patcher)
+        pipe.to(patcher.load_device, parts=(part,))
+
+
+def _finish_load(patcher) -> None:
+    """--novram loads none of a model's plain torch modules (only comfy.ops layers can run from the
+    CPU): move the part wholly, as core's upscale node does, and tell ComfyUI its size is loaded."""
+    weights, device = patcher.model, patcher.load_device
+    tensors = list(weights.parameters()) + list(weights.buffers())
+    if all(_same_device(t.device, device) for t in tensors):
+        return
+    weights.to(device)
+    weights.device = device
+    weights.model_loaded_weight_memory = patcher.model_size()
 
 
 def check_interrupted() -> None:

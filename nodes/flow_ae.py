@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from dabfusion.errors import MediaError
 from dabfusion.media.comfy import image_to_comfy
 
@@ -47,7 +49,9 @@ class FlowAEEncode:
         bar.update_absolute(0)
         frame, _ = model.prepare_reference(image, fit=fit, segment=False)  # square, model size
         bar.update_absolute(1)
+        compat.load_models(model, ("flow_ae",))  # inside ComfyUI: onto its device, through its model management
         ref = model.encode_reference(frame, fit=fit)
+        ref = replace(ref, z0=compat.to_intermediate(ref.z0))  # the output holds no VRAM (as core's outputs)
         bar.update_absolute(2)
         return (ref, image_to_comfy(ref.image))
 
@@ -78,5 +82,6 @@ class WarpAndDecode:
         n = flows.n_frames
         bar = compat.ProgressBar(max(1, -(-n // int(chunk_size))))
         bar.update_absolute(0)  # a cancel pressed before this node started stops it here
+        compat.load_models(model, ("flow_ae",))
         frames = model.render(latent, flows, chunk=int(chunk_size), progress=bar)  # checks after every chunk
         return (image_to_comfy(frames), float(flows.fps))

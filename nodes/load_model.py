@@ -75,7 +75,9 @@ class LoadDabFusionModel:
                            "flow_ae.safetensors and diffusion.safetensors), or the built-in demo model."}),
             "device": (list(DEVICES), {
                 "default": "auto",
-                "tooltip": "auto: ComfyUI's device (the GPU when there is one); cpu: always the CPU."}),
+                "tooltip": "auto: ComfyUI's device (the GPU when there is one; ComfyUI's model management loads the "
+                           "model there for each node's work and offloads it when it needs the memory); cpu: "
+                           "always the CPU."}),
         }}
 
     @classmethod
@@ -94,5 +96,15 @@ class LoadDabFusionModel:
     def load(self, checkpoint, device="auto"):
         register_folders()
         path = resolve_bundle(checkpoint)
+        if device == "auto" and compat.manages_models():
+            # Inside ComfyUI: held on the offload device, loaded onto ComfyUI's device by each node that
+            # works with it (compat.load_models) and offloaded when ComfyUI needs the memory. The cache
+            # returns the same object to later runs; it stays registered once.
+            pipe = DabFusionPipeline.from_folder(path, device=compat.offload_device(), search_dirs=search_dirs(),
+                                                 cached=True)
+            return (compat.manage_model(pipe),)
         dev = compat.torch_device() if device == "auto" else "cpu"
-        return (DabFusionPipeline.from_folder(path, device=dev, search_dirs=search_dirs(), cached=True),)
+        # "cpu" inside ComfyUI: a pipeline of its own (the cached one may be the managed "auto" pipeline,
+        # which ComfyUI moves to the GPU), never registered, so it always stays on the CPU.
+        cached = not (device == "cpu" and compat.manages_models())
+        return (DabFusionPipeline.from_folder(path, device=dev, search_dirs=search_dirs(), cached=cached),)

@@ -89,6 +89,8 @@ class FlowDiffusionSampler:
             n = resolve_length(fps=fps, seconds=length)
         settings = model.settings(sampler=sampler, steps=int(steps), guidance=float(guidance), seed=int(seed),
                                   overlap=None if int(overlap) < 0 else int(overlap))
+        # the U-Net and the music encoder (a clip's windows may need its networks again); best of N decodes too
+        compat.load_models(model, ("diffusion", "music") + (("flow_ae",) if int(candidates) > 1 else ()))
         if int(candidates) <= 1:
             bar = compat.ProgressBar(model.sampling_units(n, settings))
             flows = model.sample_flows(latent, music, n_frames=n, fps=fps, settings=settings, progress=bar)
