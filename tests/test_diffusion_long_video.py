@@ -125,14 +125,19 @@ def test_render_warps_the_reference_for_every_frame():
         render_frames(ae, torch.randn(2, 4, 8, 8), torch.zeros(5, 2, 8, 8), torch.ones(5, 1, 8, 8))
 
 
-def test_render_video_in_chunks_equals_one_pass():
+def _render_world(n_frames: int):
+    """A tiny random flow AE, a reference latent and ``n_frames`` random flows and occlusions."""
     from dabfusion.flow_ae import FlowAE, FlowAutoEncoder, get_config
 
     torch.manual_seed(0)
     ae = FlowAE(FlowAutoEncoder(get_config("tiny")).eval())
     z0 = ae.encode(torch.rand(1, 3, ae.image_size, ae.image_size))
     h = z0.shape[-1]
-    flow, occ = torch.randn(7, 2, h, h) * 0.3, torch.rand(7, 1, h, h)
+    return ae, z0, torch.randn(n_frames, 2, h, h) * 0.3, torch.rand(n_frames, 1, h, h)
+
+
+def test_render_video_in_chunks_equals_one_pass():
+    ae, z0, flow, occ = _render_world(7)
     calls = []
     video = render_video(ae, z0, flow, occ, chunk=3, progress=lambda k, n: calls.append((k, n)))
     with torch.no_grad():
@@ -143,13 +148,9 @@ def test_render_video_in_chunks_equals_one_pass():
 
 
 def test_frame_stream_hands_over_the_rendered_frames_and_stops_when_asked():
-    from dabfusion.flow_ae import FlowAE, FlowAutoEncoder, FrameStream, get_config
+    from dabfusion.flow_ae import FrameStream
 
-    torch.manual_seed(0)
-    ae = FlowAE(FlowAutoEncoder(get_config("tiny")).eval())
-    z0 = ae.encode(torch.rand(1, 3, ae.image_size, ae.image_size))
-    h = z0.shape[-1]
-    flow, occ = torch.randn(11, 2, h, h) * 0.3, torch.rand(11, 1, h, h)
+    ae, z0, flow, occ = _render_world(11)
     calls = []
     stream = FrameStream(ae, z0, flow, occ, chunk=4, prefetch=1, progress=lambda k, n: calls.append((k, n)))
     assert len(stream) == 11

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import gc
 import importlib
-import os
-import sys
 import weakref
 
 import numpy as np
@@ -23,6 +21,7 @@ import pytest
 import torch
 
 from pack_loader import load_pack
+from real_comfyui import comfyui  # noqa: F401 - the fixture
 
 from dabfusion.pipeline import DabFusionPipeline
 from dabfusion.testing.random_bundle import make_random_bundle
@@ -31,7 +30,6 @@ torch.set_num_threads(1)
 PACK = "dab_pack_device"
 NODES = load_pack(PACK).NODE_CLASS_MAPPINGS
 COMPAT = importlib.import_module(f"{PACK}.nodes.comfy_compat")
-COMFYUI = os.environ.get("DABFUSION_COMFYUI", "")
 SR = 22050
 SAMPLING = dict(seed=3, steps=2, sampler="dpm++", guidance=1.5, length=10, length_unit="frames", fps=0.0)
 
@@ -39,40 +37,6 @@ SAMPLING = dict(seed=3, steps=2, sampler="dpm++", guidance=1.5, length=10, lengt
 def run(key, **kwargs):
     cls = NODES[key]
     return getattr(cls(), cls.FUNCTION)(**kwargs)
-
-
-def _import_comfyui(root: str):
-    """comfy.model_management, comfy.model_patcher and comfy.utils from a checkout in CPU mode (as
-    test_nodes_progress; ComfyUI's top-level modules do not stay importable)."""
-    sys.path.insert(0, root)
-    try:
-        from comfy.cli_args import args
-
-        args.cpu = True  # main.py --cpu: no GPU probing
-        import comfy.model_management as mm
-        import comfy.model_patcher  # noqa: F401 - what compat.manage_model builds on
-        import comfy.patcher_extension  # noqa: F401
-        import comfy.utils as cu
-    finally:
-        sys.path.remove(root)
-    return cu, mm
-
-
-@pytest.fixture(scope="module")
-def comfyui():
-    if not COMFYUI:
-        pytest.skip("ComfyUI variant: set DABFUSION_COMFYUI to a ComfyUI checkout (and run with a Python that "
-                    "has its requirements) to run the nodes through comfy.model_management")
-    before = set(sys.modules)
-    try:
-        cu, mm = _import_comfyui(COMFYUI)
-    except Exception as err:  # noqa: BLE001 - any import failure means: not runnable here
-        pytest.skip(f"ComfyUI variant: could not import ComfyUI from {COMFYUI}: {type(err).__name__}: {err}")
-    yield cu, mm
-    mm.unload_all_models()
-    for name in set(sys.modules) - before:
-        if name == "comfy" or name.startswith(("comfy.", "comfy_")):
-            del sys.modules[name]
 
 
 @pytest.fixture

@@ -12,8 +12,6 @@ skipped and says why. A cancel is simulated at the k-th progress report; the nod
 from __future__ import annotations
 
 import importlib
-import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import pytest
 import torch
 
 from pack_loader import load_pack
+from real_comfyui import comfyui  # noqa: F401 - the fixture
 
 from dabfusion.pipeline import FlowLatent
 from dabfusion.testing.random_bundle import make_random_bundle
@@ -30,7 +29,6 @@ torch.set_num_threads(1)
 PACK = "dab_pack_progress"
 NODES = load_pack(PACK).NODE_CLASS_MAPPINGS
 COMPAT = importlib.import_module(f"{PACK}.nodes.comfy_compat")
-COMFYUI = os.environ.get("DABFUSION_COMFYUI", "")
 SR = 22050
 
 
@@ -57,37 +55,6 @@ class Host:
 
     def cancel_now(self) -> bool:
         return self.interrupt_at is not None and len(self.seen) >= self.interrupt_at
-
-
-def _import_comfyui(root: str):
-    """comfy.utils and comfy.model_management from a checkout, in CPU mode; the top-level ComfyUI modules
-    (its ``nodes``, ``utils``) do not stay importable, so other tests' imports are not changed."""
-    sys.path.insert(0, root)
-    try:
-        from comfy.cli_args import args
-
-        args.cpu = True  # no GPU probing at import (main.py --cpu)
-        import comfy.model_management as mm
-        import comfy.utils as cu
-    finally:
-        sys.path.remove(root)
-    return cu, mm
-
-
-@pytest.fixture(scope="module")
-def comfyui():
-    if not COMFYUI:
-        pytest.skip("ComfyUI variant: set DABFUSION_COMFYUI to a ComfyUI checkout (and run with a Python that "
-                    "has its requirements) to run it through comfy.utils.ProgressBar")
-    before = set(sys.modules)
-    try:
-        cu, mm = _import_comfyui(COMFYUI)
-    except Exception as err:  # noqa: BLE001 - any import failure means: not runnable here
-        pytest.skip(f"ComfyUI variant: could not import ComfyUI from {COMFYUI}: {type(err).__name__}: {err}")
-    yield cu, mm
-    for name in set(sys.modules) - before:
-        if name == "comfy" or name.startswith(("comfy.", "comfy_")):
-            del sys.modules[name]
 
 
 @pytest.fixture(params=["fallback", "comfyui"])
