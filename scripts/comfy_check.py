@@ -1,8 +1,9 @@
 """Check the pack inside a real ComfyUI, headless: it imports, lists its nodes and templates (with
 thumbnails), and every template runs as shipped, from an empty input folder, to an MP4 with a video
-and an audio track.
+and an audio track; the best-of-N + Beat Alignment template's scores, report and plot are checked too.
 
     python scripts/comfy_check.py PATH_TO_COMFYUI [--python PYTHON] [--checkpoint MODEL_DIR]
+    python scripts/comfy_check.py PATH_TO_COMFYUI --check-install fresh    # + the install, numpy 2
 
 What it does, leaving the ComfyUI checkout untouched (ComfyUI >= 0.3.x with ``--base-directory``):
 
@@ -20,6 +21,11 @@ What it does, leaving the ComfyUI checkout untouched (ComfyUI >= 0.3.x with ``--
    --seconds so a CPU finishes quickly) to ``/prompt`` with the UI workflow as extra_pnginfo, polls
    ``/history/{id}``, and checks that the MP4 has a video and an audio stream and the workflow in
    its metadata; core Save Video (when the ComfyUI has it) also saves the pack's VIDEO output.
+   Every core Preview Image and Preview Any of a template is checked in the /history outputs: the
+   image files were saved (Beat Alignment's plot among them), the sampler's ``scores`` text has one
+   line per candidate seed (seed .. seed + N - 1, best first) and Beat Alignment's report its scores.
+   A template with a Beat Alignment node gets at least BEAT_SECONDS of music, since beat tracking
+   finds no beat in the example's first second.
 
 5. with ``--browser chromium``: opens the real front-end in headless Chromium (DevTools protocol),
    checks that the pack's category in its template browser shows a card per template with the whole
@@ -27,6 +33,15 @@ What it does, leaving the ComfyUI checkout untouched (ComfyUI >= 0.3.x with ``--
    ``app.loadGraphData`` and checks that every node type is known and that ``app.graphToPrompt()``
    gives exactly our API file (so the UI and API versions are the same graph), and saves a
    screenshot of each under the base directory.
+
+0. with ``--check-install comfyui``: first runs ``scripts/check_install.py --python PYTHON``, i.e.
+   ``pip install -r requirements.txt`` INTO that ComfyUI environment (it changes it), and reports
+   numpy, torch, ... before and after; with ``--check-install fresh``: check_install.py makes a fresh
+   venv with numpy 2, torch and ComfyUI's own requirements.txt, installs the pack's requirements into
+   it, and then the ComfyUI server of steps 2-5 runs in that venv (so the templates are run in the
+   numpy-2 environment that a user's install gives). Either fails the check when check_install.py
+   does (numpy/torch changed, a package downgraded or removed, the music stack not importing). Off
+   by default: it takes minutes (fresh: several, downloading torch), the rest about one.
 
 The model: --checkpoint (a model folder), else the built-in demo model, else (with a warning) a
 random-weight bundle, which checks the plumbing but does not dance. Exit status 0 when every check
@@ -54,8 +69,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACK_DIR_NAME = "comfyui-dance-any-beat"
 NODES = ("DabFusionModelLoader", "DabFusionLoadMusic", "DabFusionMusicEncoder", "DabFusionSegmentPerson",
-         "DabFusionFlowAEEncode", "DabFusionSampler", "DabFusionWarpDecode", "DabFusionVideoCombine")
+         "DabFusionFlowAEEncode", "DabFusionSampler", "DabFusionWarpDecode", "DabFusionVideoCombine",
+         "DabFusionBeatAlignment")
 EXAMPLES = ROOT / "dabfusion" / "assets" / "examples"
+#: The least music (seconds) a graph with Beat Alignment gets: librosa finds the example music's first
+#: beats at 0.89, 1.36 and 1.83 s and none in its first 1.5 s, and Beat Alignment refuses a clip
+#: without beats.
+BEAT_SECONDS = 2.0
 
 
 class CheckFailed(Exception):
@@ -208,6 +228,9 @@ def make_prompt(name: str, checkpoint: str, steps: int, seconds: float, save_vid
         combine = next(nid for nid, n in api.items() if n["class_type"] == "DabFusionVideoCombine")
         api["900"] = {"class_type": "SaveVideo", "inputs": {"video": [combine, 0], "filename_prefix": "core/saved",
                                                            "format": "auto", "codec": "auto"}}
+    if any(n["class_type"] == "DabFusionBeatAlignment" for n in api.values()) and seconds < BEAT_SECONDS:
+        log(f"{name}: has Beat Alignment, so {BEAT_SECONDS:g} s of music instead of {seconds:g} s (beats to measure)")
+        seconds = BEAT_SECONDS
     for node in api.values():
         if node["class_type"] == "DabFusionModelLoader":
             node["inputs"]["checkpoint"] = checkpoint
@@ -266,6 +289,97 @@ def check_video(entry: dict, api: dict, base: Path, node_type: str = "DabFusionV
         raise CheckFailed(f"{path} has no workflow/prompt in its metadata")
     log(f"{node_type}: MP4 ok: {path} ({frames} frames, video + audio, workflow in metadata)")
     return path
+
+
+def check_previews(entry: dict, api: dict, base: Path) -> int:
+    """Core Preview Image / Preview Any of a template, in the /history outputs; the number checked.
+
+    Preview Image: its image files exist (Beat Alignment's plot: a picture wider than tall). Preview
+    Any fed by the sampler's ``scores``: one line per candidate seed, seeds seed .. seed + N - 1, best
+    first; fed by Beat Alignment's ``report``: the scores and the tempo."""
+    from PIL import Image
+
+    checked = 0
+    for nid, node in sorted(api.items(), key=lambda kv: int(kv[0])):
+        kind = node["class_type"]
+        if kind not in ("PreviewImage", "PreviewAny"):
+            continue
+        src_id, slot = node["inputs"]["images" if kind == "PreviewImage" else "source"]
+        src = api[src_id]["class_type"]
+        what = f"{kind} #{nid} ({src} output {slot})"
+        out = entry["outputs"].get(nid) or {}
+        if kind == "PreviewImage":
+            images = out.get("images") or []
+            if not images:
+                raise CheckFailed(f"{what} shows no image: {out}")
+            for item in images:
+                path = base / item.get("type", "temp") / item.get("subfolder", "") / item["filename"]
+                if not path.is_file():
+                    raise CheckFailed(f"{what}: {path} was not saved")
+                with Image.open(path) as img:
+                    size, fmt = img.size, img.format
+                    pixels = img.convert("L").getextrema()
+            if src == "DabFusionBeatAlignment" and not (size[0] > size[1] and pixels[0] < pixels[1]):
+                raise CheckFailed(f"{what}: the plot {path} is {fmt} {size}, pixel range {pixels}")
+            log(f"{what}: {len(images)} image(s) saved, {fmt} {size[0]}x{size[1]}: {path}")
+        else:
+            text = out.get("text") or []
+            if not text or not isinstance(text[0], str) or not text[0].strip():
+                raise CheckFailed(f"{what} shows no text: {out}")
+            lines = text[0].splitlines()
+            if src == "DabFusionSampler":
+                sampler = api[src_id]["inputs"]
+                n, seed = int(sampler.get("candidates", 1)), int(sampler["seed"])
+                seeds = []
+                for line in lines if n > 1 else []:  # one candidate: "seed S (not scored ...)"
+                    head = line.split(":")[0].split()
+                    if len(head) < 2 or head[-2] != "seed" or not head[-1].isdigit():
+                        raise CheckFailed(f"{what}: not a seed's score line: {line!r}")
+                    seeds.append(int(head[-1]))
+                if n > 1 and (len(lines) != n or sorted(seeds) != list(range(seed, seed + n))
+                              or not lines[0].startswith("best")):
+                    raise CheckFailed(f"{what}: expected one score line per candidate seed {seed}..{seed + n - 1}, "
+                                      f"best first; got {lines}")
+                if n == 1 and f"seed {seed}" not in text[0]:
+                    raise CheckFailed(f"{what}: {text[0]!r} does not name seed {seed}")
+            elif src == "DabFusionBeatAlignment" and not all(k in text[0] for k in ("2D-MM Align", "AV-Align",
+                                                                                    "BPM")):
+                raise CheckFailed(f"{what}: not a beat report: {text[0]!r}")
+            log(f"{what} shows {len(lines)} line(s): " + " | ".join(line.strip() for line in lines))
+        checked += 1
+    return checked
+
+
+def run_check_install(mode: str, comfy: Path, python: str, base: Path) -> str:
+    """scripts/check_install.py (see the module docstring, step 0); returns the Python ComfyUI should run with."""
+    cmd = [sys.executable, str(ROOT / "scripts" / "check_install.py"), "--log", str(base / "check_install_pip.log")]
+    if mode == "comfyui":
+        cmd += ["--python", python]
+        target = python
+    else:
+        venv = base / "install_venv"
+        cmd += ["--venv", str(venv)]
+        if (comfy / "requirements.txt").is_file():
+            cmd += ["--comfyui-requirements", str(comfy / "requirements.txt")]
+        target = str(venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python"))
+    log("install check: " + " ".join(cmd))
+    started = time.time()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(ROOT))
+    (base / "check_install.out").write_text(proc.stdout)
+    for line in proc.stdout.splitlines():
+        if line.startswith(("before:", "after:", "downgraded", "removed", "pip check", "import check", "numpy ",
+                            "OK:", "FAIL", "note:")):
+            log(f"  check_install | {line}")
+    if proc.returncode != 0:
+        raise CheckFailed(f"check_install.py exited {proc.returncode} after {time.time() - started:.0f} s:\n"
+                          + "\n".join(proc.stdout.splitlines()[-30:]))
+    numpy = subprocess.run([target, "-c", "import numpy; print(numpy.__version__)"], capture_output=True,
+                           text=True).stdout.strip()
+    log(f"install check passed in {time.time() - started:.0f} s: numpy in {target} after the install: {numpy}")
+    if not numpy.startswith("2."):
+        log(f"WARNING: {target} has numpy {numpy!r}, not numpy 2: this proves nothing about numpy 2 "
+            "(use --check-install fresh)")
+    return target
 
 
 # ----------------------------------------------------------------------------- the front-end (optional)
@@ -366,16 +480,24 @@ _TEMPLATES_JS = """(async () => {
   if (!option) return {error: 'no category ' + labels.join(' / ') + ' among ' + options.map(o => o.textContent.trim())};
   option.click();
   const cards = () => [...document.querySelectorAll('[data-testid^="template-workflow-"]')];
-  for (let i = 0; i < 60; i++) {
-    await sleep(250);
-    const imgs = cards().flatMap(c => [...c.querySelectorAll('img')]);
-    if (imgs.length && imgs.every(im => im.complete && im.naturalWidth > 0)) break;
+  const loaded = c => [...c.querySelectorAll('img')].every(im => im.complete && im.naturalWidth > 0);
+  for (let i = 0; i < 40 && !cards().length; i++) await sleep(250);
+  // A card's thumbnail is a lazy image: fetched when the card scrolls into view and dropped when it
+  // leaves it, so each card is scrolled into view in turn and its picture measured there.
+  const seen = {};
+  for (const c of cards()) {
+    c.scrollIntoView({block: 'nearest'});
+    for (let i = 0; i < 40 && !loaded(c); i++) await sleep(250);
+    seen[c.dataset.testid] = [...c.querySelectorAll('img')].map(im => im.naturalWidth);
   }
+  if (cards().length) cards()[0].scrollIntoView({block: 'nearest'});
+  for (let i = 0; i < 20 && !cards().filter(c => c.getBoundingClientRect().bottom < innerHeight).every(loaded); i++)
+    await sleep(250);
   return {category: option.textContent.trim(), cards: cards().map(c => {
     const h3 = c.querySelector('h3');
     return {name: c.dataset.testid.slice('template-workflow-'.length), title: h3 && h3.textContent.trim(),
             clamped: !!h3 && h3.scrollHeight > h3.clientHeight + 1,
-            images: [...c.querySelectorAll('img')].map(im => im.naturalWidth), fallbackIcon: !!c.querySelector('.pi-file')};
+            images: seen[c.dataset.testid] || [], fallbackIcon: !!c.querySelector('.pi-file')};
   })};
 })()"""
 
@@ -411,7 +533,7 @@ def pack_category_title() -> str:
 
 def check_frontend(url: str, browser: str, base: Path) -> None:
     port = free_port()
-    proc = subprocess.Popen([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1600,1000",
+    proc = subprocess.Popen([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1600,1300",
                              f"--remote-debugging-port={port}", f"--user-data-dir={base / 'browser'}", "about:blank"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -483,6 +605,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--browser", default=None,
                    help="a Chromium/Chrome executable: also check the workflows in the real front-end")
     p.add_argument("--keep", action="store_true", help="keep the base directory (log, output)")
+    p.add_argument("--check-install", choices=("comfyui", "fresh"), default=None,
+                   help="first prove the install with scripts/check_install.py: 'comfyui' installs "
+                        "requirements.txt into --python's environment (changing it), 'fresh' into a new numpy-2 "
+                        "venv with ComfyUI's requirements, which then runs the server (default: skip; minutes)")
     args = p.parse_args(argv)
 
     comfy = args.comfyui.resolve()
@@ -494,8 +620,11 @@ def main(argv: list[str] | None = None) -> int:
     proc = None
     try:
         checkpoint = prepare_base(base, args.checkpoint, args.copy)
+        python = args.python
+        if args.check_install:
+            python = run_check_install(args.check_install, comfy, args.python, base)
         port = args.port or free_port()
-        cmd = server_command(comfy, args.python, port, base)
+        cmd = server_command(comfy, python, port, base)
         log("starting: " + " ".join(cmd))
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "YOLO_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
         with open(log_path, "wb") as out:
@@ -519,6 +648,7 @@ def main(argv: list[str] | None = None) -> int:
             check_video(entry, api, base)
             if save_video:  # our VIDEO output works with core Save Video
                 check_video(entry, api, base, "SaveVideo")
+            check_previews(entry, api, base)
         log("ALL CHECKS PASSED")
         return 0
     except CheckFailed as err:

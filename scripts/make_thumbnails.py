@@ -11,8 +11,10 @@ Each picture is real output: the template's API graph (workflows/api/) runs thro
 node classes with the built-in demo model, Load Image reading the pack's example image (the file
 the pack places in ComfyUI's input folder). The card shows the template's input image, then frames
 of the clip it generated, and beneath them the music's waveform with its beats (ticks) and where the
-frames shown sit in time (dots). Steps and length are lowered (--steps,
---seconds) so a CPU makes all three in a few minutes; the graphs themselves are not changed.
+frames shown sit in time (dots). A template with a Beat Alignment node shows instead what it adds:
+its plot of the motion speed against the beat grid and the sampler's score of every seed (the best
+of N). Steps and length are lowered (--steps, --seconds) so a CPU makes them all in a few minutes;
+the graphs themselves (the number of candidates included) are not changed.
 """
 
 from __future__ import annotations
@@ -65,6 +67,16 @@ class PreviewImage:
 
     def save_images(self, images):
         return {"ui": {"images": []}}
+
+
+class PreviewAny:
+    """Core Preview Any (comfy_extras/nodes_preview_any.py): shows a value as text."""
+
+    RETURN_TYPES = ()
+    FUNCTION = "main"
+
+    def main(self, source=None, **_frontend):  # "preview": the front-end's text box, which ComfyUI drops
+        return {"ui": {"text": (str(source),)}}
 
 
 def is_link(value) -> bool:
@@ -173,6 +185,37 @@ def compose(frames, fps: float, audio: dict, photo: Path, photo_label: str, grid
     return card
 
 
+def compose_beat_check(frames, fps: float, photo: Path, plot, scores: str) -> Image.Image:
+    """A square card for a best-of-N + Beat Alignment template: the input image and two frames of the
+    kept clip, Beat Alignment's plot (speed vs beats) and the score of every seed, best first."""
+    n = frames.shape[0]
+    card = Image.new("RGB", (SIZE, SIZE), BG)
+    draw = ImageDraw.Draw(card)
+    gap = 8
+    tile = (SIZE - 4 * gap) // 3
+    label = font(max(12, tile // 9))
+    picks = np.linspace(0, n - 1, 4).round().astype(int)[[1, 3]]
+    tiles = [(photo_tile(photo), "image")] + [(to_pil(frames[i]), f"{i / fps:.1f} s") for i in picks]
+    for k, (img, text) in enumerate(tiles):
+        x, y = gap + k * (tile + gap), gap
+        card.paste(img.resize((tile, tile), Image.Resampling.LANCZOS), (x, y))
+        tw = draw.textlength(text, font=label)
+        draw.rectangle([x, y + tile - label.size - 8, x + tw + 10, y + tile], fill=BG)
+        draw.text((x + 5, y + tile - label.size - 5), text, fill=ACCENT if k == 0 else FG, font=label)
+    chart = to_pil(plot[0])
+    width = SIZE - 2 * gap
+    height = round(width * chart.height / chart.width)
+    top = 2 * gap + tile
+    card.paste(chart.resize((width, height), Image.Resampling.LANCZOS), (gap, top))
+    lines = scores.splitlines()
+    text_font = font(19)
+    y = top + height + gap
+    step = (SIZE - y - gap) / max(len(lines), 1)
+    for i, line in enumerate(lines):
+        draw.text((gap + 4, y + i * step), line.strip(), fill=ACCENT if i == 0 else FG, font=text_font)
+    return card
+
+
 def make(stem: str, classes: dict, steps: int, seconds: float) -> Path:
     api = json.loads((WORKFLOWS / "api" / f"{stem}.json").read_text(encoding="utf-8"))
     print(f"{stem}:", flush=True)
@@ -183,7 +226,12 @@ def make(stem: str, classes: dict, steps: int, seconds: float) -> Path:
     photo = EXAMPLES / api[by_type["LoadImage"]]["inputs"]["image"]
     label = "photo" if "DabFusionSegmentPerson" in by_type else "image"
     grid = 3 if "long" in stem.lower() else 2
-    card = compose(frames, float(fps), audio, photo, label, grid)
+    if "DabFusionBeatAlignment" in by_type:
+        plot = results[by_type["DabFusionBeatAlignment"]][4]
+        scores = results[by_type["DabFusionSampler"]][1]
+        card = compose_beat_check(frames, float(fps), photo, plot, scores)
+    else:
+        card = compose(frames, float(fps), audio, photo, label, grid)
     out = WORKFLOWS / f"{stem}.jpg"
     card.save(out, "JPEG", quality=88, optimize=True)
     print(f"  wrote {out}", flush=True)
@@ -201,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(0)
     pack = load_pack()
-    classes = {**pack.NODE_CLASS_MAPPINGS, "LoadImage": LoadImage, "PreviewImage": PreviewImage}
+    classes = {**pack.NODE_CLASS_MAPPINGS, "LoadImage": LoadImage, "PreviewImage": PreviewImage,
+               "PreviewAny": PreviewAny}
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["DABFUSION_OUTPUT_DIR"] = tmp  # the MP4s Video Combine writes are not kept
         os.environ["DABFUSION_INPUT_DIR"] = str(EXAMPLES)

@@ -37,6 +37,7 @@ DEMO = "built-in demo model (SynthDance)"
 IMAGE = "dance_any_beat_dancer.png"
 PERSON = "dance_any_beat_person.png"
 MUSIC = "dance_any_beat_music.ogg"
+CANDIDATES = 4  # the best-of-N template's seeds
 
 #: Core nodes the workflows use: (inputs (name, type, is_widget), outputs (name, type), extra widget values).
 CORE_NODES: dict[str, dict[str, Any]] = {
@@ -44,6 +45,11 @@ CORE_NODES: dict[str, dict[str, Any]] = {
                   "extra_widgets": {"image": ["image"]},  # the upload button's serialized value
                   "title": "Load Image"},
     "PreviewImage": {"inputs": [("images", "IMAGE", False)], "outputs": [], "title": "Preview Image"},
+    # comfy_extras/nodes_preview_any.py: shows any value as text. The front-end adds the read-only text box
+    # "preview": not saved in the workflow (serialize false) but sent, empty, in the prompt (ComfyUI drops
+    # it: not a declared input), so an API file as the front-end exports it has it.
+    "PreviewAny": {"inputs": [("source", "*", False)], "outputs": [], "title": "Preview Any",
+                   "api_extra": {"preview": ""}},
 }
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
 
@@ -85,7 +91,8 @@ def node_spec(node_type: str, mappings: dict, display: dict) -> dict[str, Any]:
     if node_type in CORE_NODES:
         core = CORE_NODES[node_type]
         return {"inputs": [(n, t, w, {}) for n, t, w in core["inputs"]], "outputs": core["outputs"],
-                "extra_widgets": core.get("extra_widgets", {}), "title": core["title"]}
+                "extra_widgets": core.get("extra_widgets", {}), "title": core["title"],
+                "api_extra": core.get("api_extra", {})}
     cls = mappings[node_type]
     types = cls.INPUT_TYPES()
     inputs = []
@@ -137,6 +144,7 @@ def to_api(graph: Graph, specs: dict[int, dict]) -> dict[str, Any]:
         for name, kind, is_widget, options in spec["inputs"]:
             if is_widget:
                 inputs[name] = node.widgets.get(name, options.get("default"))
+        inputs.update(spec.get("api_extra", {}))
         for src, slot, dst, name in graph.links:
             if dst == node.id:
                 inputs[name] = [str(src), slot]
@@ -166,7 +174,7 @@ def to_ui(graph: Graph, specs: dict[int, dict]) -> dict[str, Any]:
             links = [lid for lid, src, s, _, _ in link_rows if src == node.id and s == slot]
             outputs.append({"name": name, "type": kind, "links": links, "slot_index": slot})
         n_rows = len(inputs) + len(outputs) + len(widget_values(spec, node))
-        height = 46 + 24 * n_rows + (260 if node.type in ("LoadImage", "PreviewImage") else 0)  # image preview
+        height = 46 + 24 * n_rows + {"LoadImage": 260, "PreviewImage": 260, "PreviewAny": 130}.get(node.type, 0)
         entry = {"id": node.id, "type": node.type, "pos": list(node.pos), "size": [340, height],
                  "flags": {}, "order": order.index(node.id), "mode": 0, "inputs": inputs, "outputs": outputs,
                  "properties": {"Node name for S&R": node.type}, "widgets_values": widget_values(spec, node)}
@@ -243,6 +251,19 @@ def graphs() -> list[Graph]:
     for n in c_nodes:
         if n.type == "DabFusionVideoCombine":
             n.widgets["filename_prefix"] = "DanceAnyBeat/long_dance"
+    d_nodes, d_links = _core_chain(2, 4.0, 0.0)
+    d_nodes.insert(1, Node(2, "LoadImage", (0, 180), {"image": IMAGE}))
+    for n in d_nodes:
+        if n.type == "DabFusionSampler":
+            n.widgets["candidates"] = CANDIDATES
+        if n.type == "DabFusionVideoCombine":
+            n.widgets.update(filename_prefix="DanceAnyBeat/best_of_4", beat_overlay=True)
+    d_nodes += [Node(9, "DabFusionBeatAlignment", (1200, 560), {"sigma": 3.0, "analysis_size": 0}),
+                Node(10, "PreviewImage", (1600, 560), title="Motion speed vs beats"),
+                Node(11, "PreviewAny", (800, 620), title="Scores of the seeds (best first)"),
+                Node(12, "PreviewAny", (2000, 560), title="Beat report")]
+    d_links += [(7, 0, 9, "images"), (3, 0, 9, "audio"), (7, 1, 9, "fps"),
+                (9, 4, 10, "images"), (6, 1, 11, "source"), (9, 5, 12, "source")]
     return [
         Graph("dance_any_beat_image_music", "Image + music -> dancing video (MP4 with the music).", a_nodes, a_links,
               _ABOUT + " Pick a start frame and a music file; 'length' 0 makes the video as long as the music.",
@@ -260,6 +281,15 @@ def graphs() -> list[Graph]:
               "them together on the music's beat grid, so there are no seams), all relative to the original "
               "reference (no chaining drift). Set 'length' (seconds) to what you need; 0 = the whole music.",
               title="Dance Any Beat - long video"),
+        Graph("dance_any_beat_best_of_4_beat_check",
+              "Best of 4 with a beat check: four seeds scored against the music's beats, the best one kept, "
+              "then measured by Beat Alignment.", d_nodes, d_links,
+              _ABOUT + " The sampler draws 4 dances (seeds seed .. seed + 3), scores each one's motion against the "
+              "music's beats (2D-MM Align) and keeps the best; 'Scores of the seeds' lists them, best first. Beat "
+              "Alignment then measures the kept clip (2D-MM Align, AV-Align, tempo, beat times) and plots the "
+              "motion speed against the beat grid; Video Combine flashes each beat (beat_overlay, off by default "
+              "elsewhere). More candidates take proportionally longer.",
+              title="Dance Any Beat - beat check (best of 4)"),
     ]
 
 

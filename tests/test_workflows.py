@@ -36,6 +36,9 @@ PACK = "dab_pack_workflows"
 NAMES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
 FRONTEND_ONLY = {"Note", "MarkdownNote"}  # UI-only nodes: never in an API prompt
+#: Inputs the front-end puts in a prompt that the node does not declare (ComfyUI drops such literal values
+#: in get_input_data): Preview Any's read-only "preview" text box.
+FRONTEND_INPUTS = {"PreviewAny": {"preview"}}
 
 
 def load_pack():
@@ -83,8 +86,25 @@ class CorePreviewImage:
         return {"ui": {"images": []}}
 
 
+class CorePreviewAny:
+    """comfy_extras/nodes_preview_any.py (ComfyUI 0.3.64): any value as the text of its ui."""
+
+    RETURN_TYPES = ()
+    FUNCTION = "main"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"source": ("*", {})}}
+
+    def main(self, source=None):
+        value = source if isinstance(source, str) else json.dumps(source)
+        return {"ui": {"text": (value,)}}
+
+
 def node_classes() -> dict:
-    return {**load_pack().NODE_CLASS_MAPPINGS, "LoadImage": CoreLoadImage, "PreviewImage": CorePreviewImage}
+    return {**load_pack().NODE_CLASS_MAPPINGS, "LoadImage": CoreLoadImage, "PreviewImage": CorePreviewImage,
+            "PreviewAny": CorePreviewAny}
 
 
 def input_specs(cls) -> dict[str, tuple]:
@@ -118,6 +138,8 @@ def validate_prompt(api: dict, classes: dict) -> list[str]:
                 problems.append(f"{nid}: required input {name} missing")
         for name, value in node["inputs"].items():
             if name not in specs:
+                if name in FRONTEND_INPUTS.get(node["class_type"], ()) and not is_link(value):
+                    continue
                 problems.append(f"{nid}: {name} is not an input of {node['class_type']}")
                 continue
             spec = specs[name]
@@ -126,7 +148,7 @@ def validate_prompt(api: dict, classes: dict) -> list[str]:
                 src = api[value[0]]
                 src_type = classes[src["class_type"]].RETURN_TYPES[value[1]]
                 want = "COMBO" if isinstance(spec[0], list) else spec[0]
-                if src_type != want:
+                if src_type != want and want != "*":  # "*" (Preview Any) takes anything
                     problems.append(f"{nid}.{name}: linked {src_type} into a {want} input")
                 continue
             if name in own:
@@ -167,7 +189,9 @@ def execute(api: dict, classes: dict, overrides: dict | None = None) -> tuple[di
     for nid in order:
         node = api[nid]
         cls = classes[node["class_type"]]
-        kwargs = {k: (results[v[0]][v[1]] if is_link(v) else v) for k, v in node["inputs"].items()}
+        declared = input_specs(cls)  # as ComfyUI's get_input_data: undeclared literal inputs are dropped
+        kwargs = {k: (results[v[0]][v[1]] if is_link(v) else v) for k, v in node["inputs"].items()
+                  if k in declared or is_link(v)}
         kwargs.update((overrides or {}).get(node["class_type"], {}))
         hidden = cls.INPUT_TYPES().get("hidden", {})
         if "prompt" in hidden:
@@ -192,9 +216,12 @@ def load(name: str) -> tuple[dict, dict]:
     return ui, api
 
 
-def test_there_are_the_three_workflows_and_comfyui_lists_only_the_ui_ones():
+BEST_OF = "Dance Any Beat - beat check (best of 4)"
+
+
+def test_there_are_the_four_workflows_and_comfyui_lists_only_the_ui_ones():
     assert {"Dance Any Beat - image and music", "Dance Any Beat - choreograph anyone",
-            "Dance Any Beat - long video"} <= set(NAMES)
+            "Dance Any Beat - long video", BEST_OF} <= set(NAMES)
     # ComfyUI 0.3.64 lists custom_nodes/<pack>/workflows/*.json as templates (one level, no recursion)
     for path in WORKFLOWS.glob("*.json"):
         data = json.loads(path.read_text())
@@ -288,6 +315,9 @@ def test_every_widget_value_is_valid_for_its_node(name, demo):
 
 FAST = {"DabFusionSampler": {"steps": 2}, "DabFusionLoadMusic": {"duration": 1.0}}
 LONG = {"DabFusionSampler": {"steps": 1, "length": 4.0}}  # several windows of the beat-time demo model
+# Beat Alignment needs beats in the clip: the example music's first ones come at 0.89, 1.36, 1.83 s
+# (librosa finds none in its first 1.5 s alone)
+BEAT = {"DabFusionSampler": {"steps": 2}, "DabFusionLoadMusic": {"duration": 2.0}}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -297,7 +327,7 @@ def test_api_workflow_runs_end_to_end_to_an_mp4_with_music(name, demo, tmp_path,
     _, api = load(name)
     classes = node_classes()
     assert validate_prompt(api, classes) == []
-    results, uis = execute(api, classes, overrides=LONG if "long" in name else FAST)
+    results, uis = execute(api, classes, overrides=LONG if "long" in name else BEAT if name == BEST_OF else FAST)
     combine = next(nid for nid, n in api.items() if n["class_type"] == "DabFusionVideoCombine")
     video, path = results[combine]
     sampler = next(nid for nid, n in api.items() if n["class_type"] == "DabFusionSampler")
@@ -310,3 +340,30 @@ def test_api_workflow_runs_end_to_end_to_an_mp4_with_music(name, demo, tmp_path,
         assert "prompt" in c.metadata and "workflow" in c.metadata
     if "long" in name:
         assert len(flows.starts) >= 3  # made in several windows
+    if name == BEST_OF:
+        check_best_of_and_beat_check(api, results, uis, flows)
+
+
+def check_best_of_and_beat_check(api: dict, results: dict, uis: dict, flows) -> None:
+    """Four seeds scored, best first, shown by Preview Any; Beat Alignment's plot and report shown too."""
+    by_type: dict[str, list[str]] = {}
+    for nid, node in api.items():
+        by_type.setdefault(node["class_type"], []).append(nid)
+    sampler = api[by_type["DabFusionSampler"][0]]["inputs"]
+    assert sampler["candidates"] == 4
+    seed = sampler["seed"]
+    scores = results[by_type["DabFusionSampler"][0]][1]
+    lines = scores.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("best seed ")
+    assert sorted(int(line.split("seed ")[1].split(":")[0]) for line in lines) == [seed + i for i in range(4)]
+    shown = {api[nid]["inputs"]["source"][0]: uis[nid]["text"][0] for nid in by_type["PreviewAny"]}
+    assert shown[by_type["DabFusionSampler"][0]] == scores
+    beat = by_type["DabFusionBeatAlignment"][0]
+    mm_align, av_align, tempo, beat_times, plot, report = results[beat]
+    assert 0.0 <= mm_align <= 1.0 and 0.0 <= av_align <= 1.0 and tempo > 0
+    assert shown[beat] == report and "2D-MM Align" in report
+    assert plot.dim() == 4 and plot.shape[0] == 1 and plot.shape[-1] == 3
+    preview = by_type["PreviewImage"][0]
+    assert api[preview]["inputs"]["images"] == [beat, 4]
+    assert api[beat]["inputs"]["images"][0] == api[by_type["DabFusionVideoCombine"][0]]["inputs"]["images"][0]
+    assert flows.n_frames > 0
