@@ -60,7 +60,8 @@ from dabfusion.diffusion.samplers import guided_output  # noqa: E402
 from dabfusion.flow_ae import FlowAE, FlowAutoEncoder  # noqa: E402
 from dabfusion.flow_ae import get_config as flow_ae_config  # noqa: E402
 
-SAMPLERS = (("ddpm", 1000, "DDPM-1000"), ("ddim", 50, "DDIM-50"), ("dpm++", 25, "DPM-Solver++-25"))
+#: The samplers a clip is timed with: (name, steps, label).
+SAMPLER_RUNS = (("ddpm", 1000, "DDPM-1000"), ("ddim", 50, "DDIM-50"), ("dpm++", 25, "DPM-Solver++-25"))
 CLIP_FRAMES = 40
 
 
@@ -268,7 +269,7 @@ def bench(name: str, device: torch.device, modes: list[Mode], args: argparse.Nam
         step_s = median_time(setup.step(model, mode), device, args.repeats, warmup=2 if mode.compile else 1,
                              slow_s=math.inf if mode.compile else 2.0)  # compiling is not a measurement
         samplers = [("ddpm", 1000, "DDPM-1000")] if mode.name == "reference" else [
-            s for s in SAMPLERS if s[0] in args.samplers]
+            s for s in SAMPLER_RUNS if s[0] in args.samplers]
         for sampler, steps, label in samplers:
             full = setup.windows * steps * step_s
             k = steps if full <= args.max_clip_s else max(2, min(steps, int(args.max_clip_s / (setup.windows * step_s))))
@@ -374,7 +375,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--configs", nargs="+", default=["tiny", "small", "paper"], choices=list(PRESETS))
-    p.add_argument("--samplers", nargs="+", default=[s[0] for s in SAMPLERS], choices=[s[0] for s in SAMPLERS])
+    p.add_argument("--samplers", nargs="+", default=[s[0] for s in SAMPLER_RUNS], choices=[s[0] for s in SAMPLER_RUNS])
     p.add_argument("--devices", nargs="+", default=None, help="default: cpu, plus cuda when available")
     p.add_argument("--repeats", type=int, default=2, help="timed U-Net steps and codec runs (median)")
     p.add_argument("--max-clip-s", type=float, default=5.0,
