@@ -367,8 +367,8 @@ def run_check_install(mode: str, comfy: Path, python: str, base: Path) -> str:
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(ROOT))
     (base / "check_install.out").write_text(proc.stdout)
     for line in proc.stdout.splitlines():
-        if line.startswith(("before:", "after:", "downgraded", "removed", "pip check", "import check", "numpy ",
-                            "OK:", "FAIL", "note:")):
+        if line.startswith(("before:", "after:", "added", "upgraded", "downgraded", "removed", "pip check",
+                            "laion_clap", "import check", "numpy ", "OK:", "FAIL", "note:")):
             log(f"  check_install | {line}")
     if proc.returncode != 0:
         raise CheckFailed(f"check_install.py exited {proc.returncode} after {time.time() - started:.0f} s:\n"
