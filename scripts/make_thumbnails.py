@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageFont
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / "workflows"
@@ -43,48 +43,10 @@ def load_pack():
     return load()
 
 
-class LoadImage:
-    """Core Load Image, reading the pack's example files (what the pack puts into input/)."""
-
-    RETURN_TYPES = ("IMAGE", "MASK")
-    FUNCTION = "load_image"
-
-    def load_image(self, image):
-        import torch
-
-        img = ImageOps.exif_transpose(Image.open(EXAMPLES / image))
-        rgb = torch.from_numpy(np.asarray(img.convert("RGB"), np.float32) / 255.0)[None]
-        if "A" in img.getbands():
-            mask = 1.0 - torch.from_numpy(np.asarray(img.getchannel("A"), np.float32) / 255.0)[None]
-        else:
-            mask = torch.zeros(1, 64, 64)
-        return rgb, mask
-
-
-class PreviewImage:
-    RETURN_TYPES = ()
-    FUNCTION = "save_images"
-
-    def save_images(self, images):
-        return {"ui": {"images": []}}
-
-
-class PreviewAny:
-    """Core Preview Any (comfy_extras/nodes_preview_any.py): shows a value as text."""
-
-    RETURN_TYPES = ()
-    FUNCTION = "main"
-
-    def main(self, source=None, **_frontend):  # "preview": the front-end's text box, which ComfyUI drops
-        return {"ui": {"text": (str(source),)}}
-
-
-def is_link(value) -> bool:
-    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
-
-
 def run_graph(api: dict, classes: dict, steps: int, seconds: float) -> dict[str, tuple]:
-    """Run an API prompt in dependency order (steps and length lowered); the outputs by node id."""
+    """Run an API prompt (steps and length lowered) with the core stand-ins; the outputs by node id."""
+    from dabfusion.testing.comfy_graph import execute
+
     for node in api.values():
         inputs = node["inputs"]
         if node["class_type"] == "DabFusionSampler":
@@ -93,23 +55,7 @@ def run_graph(api: dict, classes: dict, steps: int, seconds: float) -> dict[str,
                 inputs["length"] = min(inputs["length"], seconds * 2)  # still several windows
         if node["class_type"] == "DabFusionLoadMusic" and inputs.get("duration"):
             inputs["duration"] = min(inputs["duration"], seconds)
-    order: list[str] = []
-    while len(order) < len(api):
-        order += sorted((n for n, node in api.items() if n not in order
-                         and all(v[0] in order for v in node["inputs"].values() if is_link(v))), key=int)
-    results: dict[str, tuple] = {}
-    for nid in order:
-        node = api[nid]
-        cls = classes[node["class_type"]]
-        kwargs = {k: (results[v[0]][v[1]] if is_link(v) else v) for k, v in node["inputs"].items()}
-        hidden = cls.INPUT_TYPES().get("hidden", {}) if hasattr(cls, "INPUT_TYPES") else {}
-        if "prompt" in hidden:
-            kwargs["prompt"] = api
-        if "extra_pnginfo" in hidden:
-            kwargs["extra_pnginfo"] = {}
-        out = getattr(cls(), cls.FUNCTION)(**kwargs)
-        results[nid] = out.get("result", ()) if isinstance(out, dict) else out
-        print(f"  {node['class_type']} done", flush=True)
+    results, _ = execute(api, classes, on_node=lambda nid, kind: print(f"  {kind} done", flush=True))
     return results
 
 
@@ -249,8 +195,9 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(0)
     pack = load_pack()
-    classes = {**pack.NODE_CLASS_MAPPINGS, "LoadImage": LoadImage, "PreviewImage": PreviewImage,
-               "PreviewAny": PreviewAny}
+    from dabfusion.testing.comfy_graph import CORE_STAND_INS
+
+    classes = {**pack.NODE_CLASS_MAPPINGS, **CORE_STAND_INS}
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["DABFUSION_OUTPUT_DIR"] = tmp  # the MP4s Video Combine writes are not kept
         os.environ["DABFUSION_INPUT_DIR"] = str(EXAMPLES)

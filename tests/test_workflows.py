@@ -19,13 +19,14 @@ import sys
 from pathlib import Path
 
 import av
-import numpy as np
 import pytest
 
 from pack_loader import load_pack as load_pack_as
 import torch
 
 from dabfusion.model_bundle import DEMO_MODEL_DIR, is_bundle_dir
+from dabfusion.testing.comfy_graph import CORE_STAND_INS, input_specs, is_link
+from dabfusion.testing.comfy_graph import execute as run_prompt
 from dabfusion.testing.random_bundle import make_random_bundle
 
 torch.set_num_threads(1)
@@ -45,79 +46,15 @@ def load_pack():
     return load_pack_as(PACK)
 
 
-# ----------------------------------------------------------------------- stand-ins for core nodes
-
-
-class CoreLoadImage:
-    """What core LoadImage returns: RGB IMAGE [1, H, W, 3] and MASK = 1 - alpha (zeros 64x64 without alpha)."""
-
-    RETURN_TYPES = ("IMAGE", "MASK")
-    FUNCTION = "load_image"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"image": (sorted(p.name for p in EXAMPLES.glob("*.png")), {"image_upload": True})}}
-
-    def load_image(self, image):
-        from PIL import Image, ImageOps
-
-        folder = Path(os.environ.get("DABFUSION_INPUT_DIR", "."))
-        path = folder / image if (folder / image).is_file() else EXAMPLES / image
-        img = ImageOps.exif_transpose(Image.open(path))
-        rgb = torch.from_numpy(np.asarray(img.convert("RGB"), np.float32) / 255.0)[None]
-        if "A" in img.getbands():
-            mask = 1.0 - torch.from_numpy(np.asarray(img.getchannel("A"), np.float32) / 255.0)[None]
-        else:
-            mask = torch.zeros(1, 64, 64)
-        return rgb, mask
-
-
-class CorePreviewImage:
-    RETURN_TYPES = ()
-    FUNCTION = "save_images"
-    OUTPUT_NODE = True
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"images": ("IMAGE",)}}
-
-    def save_images(self, images):
-        assert images.dim() == 4
-        return {"ui": {"images": []}}
-
-
-class CorePreviewAny:
-    """comfy_extras/nodes_preview_any.py (ComfyUI 0.3.64): any value as the text of its ui."""
-
-    RETURN_TYPES = ()
-    FUNCTION = "main"
-    OUTPUT_NODE = True
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"source": ("*", {})}}
-
-    def main(self, source=None):
-        value = source if isinstance(source, str) else json.dumps(source)
-        return {"ui": {"text": (value,)}}
+# ----------------------------------------------------------------------- the pack and core stand-ins
 
 
 def node_classes() -> dict:
-    return {**load_pack().NODE_CLASS_MAPPINGS, "LoadImage": CoreLoadImage, "PreviewImage": CorePreviewImage,
-            "PreviewAny": CorePreviewAny}
-
-
-def input_specs(cls) -> dict[str, tuple]:
-    types = cls.INPUT_TYPES()
-    return {**types.get("required", {}), **types.get("optional", {})}
+    return {**load_pack().NODE_CLASS_MAPPINGS, **CORE_STAND_INS}
 
 
 def is_widget(spec: tuple) -> bool:
     return isinstance(spec[0], (list, tuple)) or spec[0] in WIDGET_TYPES
-
-
-def is_link(value) -> bool:
-    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
 
 
 # ----------------------------------------------------------------------- validation (as ComfyUI does)
@@ -178,33 +115,7 @@ def validate_prompt(api: dict, classes: dict) -> list[str]:
 
 
 def execute(api: dict, classes: dict, overrides: dict | None = None) -> tuple[dict, dict]:
-    """Run an API prompt: nodes in dependency order, links resolved to the producers' outputs."""
-    deps = {nid: {v[0] for v in node["inputs"].values() if is_link(v)} for nid, node in api.items()}
-    order: list[str] = []
-    while len(order) < len(api):
-        ready = sorted((n for n in api if n not in order and deps[n] <= set(order)), key=int)
-        assert ready, "cycle in the prompt"
-        order += ready
-    results, uis = {}, {}
-    for nid in order:
-        node = api[nid]
-        cls = classes[node["class_type"]]
-        declared = input_specs(cls)  # as ComfyUI's get_input_data: undeclared literal inputs are dropped
-        kwargs = {k: (results[v[0]][v[1]] if is_link(v) else v) for k, v in node["inputs"].items()
-                  if k in declared or is_link(v)}
-        kwargs.update((overrides or {}).get(node["class_type"], {}))
-        hidden = cls.INPUT_TYPES().get("hidden", {})
-        if "prompt" in hidden:
-            kwargs["prompt"] = api
-        if "extra_pnginfo" in hidden:
-            kwargs["extra_pnginfo"] = {"workflow": {"note": "test"}}
-        out = getattr(cls(), cls.FUNCTION)(**kwargs)
-        if isinstance(out, dict):
-            uis[nid] = out.get("ui")
-            out = out.get("result", ())
-        assert isinstance(out, tuple) and len(out) == len(cls.RETURN_TYPES)
-        results[nid] = out
-    return results, uis
+    return run_prompt(api, classes, overrides, extra_pnginfo={"workflow": {"note": "test"}})
 
 
 # ----------------------------------------------------------------------- tests
