@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fps", type=_positive_float, default=None, help="frame rate (default: the model's)")
     g.add_argument("--start", type=_non_negative_float, default=0.0, help="start time in the music, seconds")
     g.add_argument("--steps", type=_positive_int, default=None, help="denoising steps (default: the model's "
-                   "recommendation, else the sampler's: dpm++ 25, ddim 50, ddpm 1000)")
+                   "recommendation when you use its sampler, else the sampler's: dpm++ 25, ddim 50, ddpm 1000)")
     g.add_argument("--sampler", default=None, help=f"one of {', '.join(sampler_names())} (dpmpp is accepted); "
                    "default: the model's recommendation, else dpm++")
     g.add_argument("--guidance", type=_non_negative_float, default=None,

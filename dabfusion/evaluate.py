@@ -88,9 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--frames", type=int, nargs="+", default=list(DEFAULT_FRAMES),
                    help="generated frames per clip (after the reference); the first is the baseline")
     s.add_argument("--sampler", default=None, help="ddpm, ddim or dpm++ (default: the model's, else dpm++)")
-    s.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's, else the sampler's)")
+    s.add_argument("--steps", type=int, default=None,
+                   help="sampling steps (default: the model's when --sampler is the model's, else the sampler's: "
+                        "dpm++ 25, ddim 50, ddpm 1000)")
     s.add_argument("--guidance", type=float, default=None, help="classifier-free guidance (default: the model's, else 1)")
-    s.add_argument("--overlap", type=int, default=None, help="window overlap in frames (default: a quarter window)")
+    s.add_argument("--overlap", type=int, default=None, help="window overlap (frames; beat-grid samples for a beat-time model; default: the model's)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--fps", type=float, default=None, help="frame rate (default: the model's)")
     s.add_argument("--video-cache", default=None, help="generated clips cache (default: <out>/generated)")

@@ -59,15 +59,14 @@ class SamplingSettings:
     seed: int = 0
     overlap: int | None = None
 
+    def __post_init__(self) -> None:  # "dpmpp" and other accepted spellings become the canonical name
+        object.__setattr__(self, "sampler", check_sampler(self.sampler))
+
     @property
     def n_steps(self) -> int:
         from .diffusion import DEFAULT_STEPS
 
         return int(self.steps or DEFAULT_STEPS[self.sampler])
-
-
-#: What a caller gets for every setting it leaves unset and the model folder does not recommend.
-SAMPLING_DEFAULTS = SamplingSettings()
 
 
 def sampler_names() -> tuple[str, ...]:
@@ -86,6 +85,10 @@ def check_sampler(name: str) -> str:
     except ValueError:
         raise DabFusionError(f"Unknown sampler {name!r}: use one of {', '.join(sampler_names())} "
                              "(or dpmpp).") from None
+
+
+#: What a caller gets for every setting it leaves unset and the model folder does not recommend.
+SAMPLING_DEFAULTS = SamplingSettings()
 
 
 # ------------------------------------------------------------------------------------ value types
@@ -164,11 +167,20 @@ class FlowLatent:
 
 @dataclass
 class Candidate:
-    """One seed of a best-of-N draw and how well its motion follows the music (2D-MM Align)."""
+    """One seed of a best-of-N draw and how well its motion follows the music (2D-MM Align); only
+    the best candidate keeps its ``flows`` (re-sample any other from its seed)."""
 
     seed: int
     mm_align: float
-    flows: FlowLatent
+    flows: FlowLatent | None
+
+
+def _rank(c: Candidate) -> tuple[float, int]:
+    return (-c.mm_align if math.isfinite(c.mm_align) else math.inf, c.seed)
+
+
+def _ranks_before(a: Candidate, b: Candidate) -> bool:
+    return _rank(a) < _rank(b)
 
 
 def describe_candidates(candidates: Sequence[Candidate]) -> str:
@@ -397,6 +409,9 @@ class DabFusionPipeline:
         from .model_bundle import BundleFiles, load_diffusion_for
 
         base = self.files
+        if base is None:
+            raise DabFusionError("this pipeline was built from parts, not files: load the other checkpoint "
+                                 "with DabFusionPipeline.from_checkpoints instead")
         files = BundleFiles(base.root, base.flow_ae, Path(path).expanduser(), base.adapters, base.encoders, {})
         unet, music, header = load_diffusion_for(files, self.flow_ae, device=self.device, search_dirs=search_dirs,
                                                  music=self.music)
@@ -465,8 +480,9 @@ class DabFusionPipeline:
         else :data:`SAMPLING_DEFAULTS`."""
         d, base = self.defaults, SAMPLING_DEFAULTS
         name = check_sampler(sampler or d.get("sampler") or base.sampler)
-        steps = steps if steps is not None else (d.get("steps") if name == check_sampler(d.get("sampler") or name)
-                                                 else None)
+        recommended_for = d.get("sampler") or base.sampler  # the folder's steps are for its sampler only
+        if steps is None and d.get("steps") is not None and name == check_sampler(recommended_for):
+            steps = d["steps"]
         if steps is not None and int(steps) < 1:
             raise DabFusionError(f"steps must be at least 1, got {steps}")
         guidance = float(guidance if guidance is not None else d.get("guidance", base.guidance))
@@ -592,12 +608,16 @@ class DabFusionPipeline:
         candidates = int(candidates)
         if candidates < 1:
             raise DabFusionError(f"candidates must be at least 1, got {candidates}")
-        settings = settings or self.settings(**setting_kw)
+        if settings is None:
+            settings = self.settings(**setting_kw)
+        elif setting_kw:
+            raise TypeError("give either settings or setting keywords, not both")
         fps = float(fps or self.fps)
         beats = music_beat_times(music.wave, music.sample_rate)
         per = self.sampling_units(n_frames, settings) + math.ceil(int(n_frames) / RENDER_CHUNK)
         total = per * candidates
         scored: list[Candidate] = []
+        best: Candidate | None = None
         for i in range(candidates):
             def report(offset: int) -> Progress | None:
                 return None if progress is None else (lambda done, _t: progress(offset + done, total))
@@ -606,10 +626,16 @@ class DabFusionPipeline:
             flows = self.sample_flows(ref, music, n_frames=n_frames, fps=fps, settings=replace(settings, seed=seed),
                                       progress=report(i * per))
             frames = self.render(ref, flows, progress=report(i * per + self.sampling_units(n_frames, settings)))
-            score = mm_align(frames, fps, beat_times=beats, start=music.offset).score
-            scored.append(Candidate(seed=seed, mm_align=float(score), flows=flows))
-        scored.sort(key=lambda c: (-c.mm_align if math.isfinite(c.mm_align) else math.inf, c.seed))
-        return scored[0].flows, scored
+            score = float(mm_align(frames, fps, beat_times=beats, start=music.offset).score)
+            scored.append(Candidate(seed=seed, mm_align=score, flows=flows))
+            if best is None or _ranks_before(scored[-1], best):
+                if best is not None:
+                    best.flows = None  # only the best clip's flows are kept (N clips could be many GB)
+                best = scored[-1]
+            else:
+                scored[-1].flows = None
+        scored.sort(key=_rank)
+        return best.flows, scored
 
     def _check_flows(self, ref: ReferenceLatent, flows: FlowLatent) -> None:
         self._check_same_model(ref)
@@ -689,7 +715,9 @@ class _Cache:
     def get(self, files: Any, *, load: Callable[[], DabFusionPipeline], **kw: Any) -> DabFusionPipeline:
         key = self.key(files, **kw)
         with self.lock:
-            hit = self.items.get(key)
+            hit = self.items.pop(key, None)
+            if hit is not None:
+                self.items[key] = hit  # the most recently used goes last: the least recent is dropped first
         if hit is not None:
             return hit
         pipe = load()

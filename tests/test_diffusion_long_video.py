@@ -207,3 +207,22 @@ def test_music_windows_follow_the_music_time():
     # before the music starts: padded with silence, still N rows
     early = delayed.window(0, 8)[1]
     assert early.shape == (8, enc.frame_dim) and torch.isfinite(early).all()
+
+
+def test_frame_stream_draws_under_the_callers_autocast():
+    """Autocast is per thread: the drawing thread must run under the one the caller iterates in."""
+    from dabfusion.flow_ae import FrameStream
+
+    ae, z0, flow, occ = _render_world(4)
+    seen = []
+    decode = ae.decode
+
+    def spy(z):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return decode(z)
+
+    ae.decode = spy
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        list(FrameStream(ae, z0, flow, occ, chunk=2))
+    list(FrameStream(ae, z0, flow, occ, chunk=2))
+    assert seen == [True, True, False, False]

@@ -138,6 +138,11 @@ def test_settings_take_the_callers_then_the_models_then_the_defaults(bundle):
                                                defaults={"sampler": "ddim", "steps": 7, "guidance": 1.5})
     assert recommended.settings() == P.SamplingSettings("ddim", 7, 1.5)
     assert recommended.settings(sampler="ddpm").n_steps == 1000  # the model's steps were for its sampler
+    no_sampler = DabFusionPipeline.from_parts(bundle.flow_ae, bundle.diffusion, bundle.music, defaults={"steps": 7})
+    assert no_sampler.settings().n_steps == 7 and no_sampler.settings(sampler="ddpm").n_steps == 1000
+    assert P.SamplingSettings("dpmpp").sampler == "dpm++"  # accepted spellings become the canonical name
+    with pytest.raises(DabFusionError, match="built from parts"):
+        recommended.with_diffusion(bundle.files.diffusion)
     s = bundle.settings(sampler="ddim", guidance=2.0, overlap=3)
     assert (s.sampler, s.guidance, s.overlap, s.n_steps) == ("ddim", 2.0, 3, 50)
     with pytest.raises(DabFusionError, match="overlap must be between 0 and 7"):
@@ -205,3 +210,6 @@ def test_best_of_n_keeps_the_seed_that_follows_the_beat_best_and_each_seed_repro
     assert P.describe_candidates(drawn).splitlines()[0].startswith(f"best seed {drawn[0].seed}: 2D-MM Align")
     with pytest.raises(DabFusionError, match="candidates"):
         bundle.sample_best_of(ref, music, n_frames=8, candidates=0)
+    assert all(c.flows is None for c in drawn[1:])  # only the kept clip's flows stay in memory
+    with pytest.raises(TypeError, match="not both"):
+        bundle.sample_best_of(ref, music, n_frames=8, candidates=2, settings=bundle.settings(), seed=3)

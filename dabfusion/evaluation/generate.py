@@ -367,7 +367,7 @@ def generate_all(models: EvalModels, test: TestSet, clips: Sequence[TestClip], f
                     done[length] = done[src][:length]
                     continue
                 fields = {"model": model.identity, "video": clip.stem, "length": length, "fps": models.fps,
-                          "size": models.image_size, "sampler": settings.sampler, "steps": settings.steps,
+                          "size": models.image_size, "sampler": settings.sampler, "steps": settings.n_steps,
                           "guidance": settings.guidance, "seed": seed_for(clip.stem, settings.seed),
                           "overlap": settings.overlap, "audio_sr": test.sample_rate}
                 key = cache.key(fields)

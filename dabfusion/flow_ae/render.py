@@ -55,7 +55,8 @@ class FrameStream:
     background thread while the consumer (the MP4 encoder) works on the previous chunk.
 
     Memory is bounded whatever the clip's length: at most ``prefetch`` chunks wait. ``len()`` is
-    the number of frames. ``progress(done_chunks, total_chunks)`` is called in the consumer's
+    the number of frames. The drawing thread runs under the autocast the iteration was started in
+    (autocast is per thread). ``progress(done_chunks, total_chunks)`` is called in the consumer's
     thread as each chunk is handed over, so an exception raised there (a user's cancel) stops the
     drawing; so does leaving the iteration early.
     """
@@ -68,27 +69,34 @@ class FrameStream:
     def __len__(self) -> int:
         return int(self.flow.shape[0])
 
-    def _produce(self, out: "queue.Queue", stop: threading.Event) -> None:
+    @staticmethod
+    def _hand_over(out: "queue.Queue", item: Any, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _produce(self, out: "queue.Queue", stop: threading.Event, autocast: tuple[str, bool, Any]) -> None:
+        device_type, enabled, dtype = autocast
         try:
-            for i in range(0, len(self), self.chunk):
-                if stop.is_set():
-                    return
-                part = frames_to_uint8(render_frames(self.flow_ae, self.z0, self.flow[i:i + self.chunk],
-                                                     self.occlusion[i:i + self.chunk]))
-                while not stop.is_set():
-                    try:
-                        out.put(part, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-            out.put(_END)
+            with torch.autocast(device_type, dtype=dtype, enabled=enabled):
+                for i in range(0, len(self), self.chunk):
+                    if stop.is_set():
+                        return
+                    part = frames_to_uint8(render_frames(self.flow_ae, self.z0, self.flow[i:i + self.chunk],
+                                                         self.occlusion[i:i + self.chunk]))
+                    self._hand_over(out, part, stop)
+            self._hand_over(out, _END, stop)
         except BaseException as err:  # handed to the consumer, raised there
-            out.put(err)
+            self._hand_over(out, err, stop)
 
     def __iter__(self):
         out: queue.Queue = queue.Queue(maxsize=self.prefetch)
         stop = threading.Event()
-        worker = threading.Thread(target=self._produce, args=(out, stop), name="dabfusion-render", daemon=True)
+        worker = threading.Thread(target=self._produce, args=(out, stop, _caller_autocast(self.z0.device.type)),
+                                  name="dabfusion-render", daemon=True)
         worker.start()
         total, done = -(-len(self) // self.chunk), 0
         try:
@@ -109,3 +117,14 @@ class FrameStream:
                     out.get_nowait()
                 except queue.Empty:
                     worker.join(timeout=0.05)
+
+
+def _caller_autocast(device_type: str) -> tuple[str, bool, Any]:
+    """(device type, enabled, dtype) of the calling thread's autocast, to re-enter in another thread."""
+    device_type = device_type if device_type in ("cuda", "cpu") else "cpu"
+    try:
+        return device_type, bool(torch.is_autocast_enabled(device_type)), torch.get_autocast_dtype(device_type)
+    except (TypeError, AttributeError):  # torch < 2.4: one call per device type
+        if device_type == "cuda":
+            return device_type, bool(torch.is_autocast_enabled()), torch.get_autocast_gpu_dtype()
+        return device_type, bool(torch.is_autocast_cpu_enabled()), torch.get_autocast_cpu_dtype()
