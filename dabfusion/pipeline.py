@@ -774,10 +774,17 @@ def generate_video(image: str | os.PathLike, music: str | os.PathLike, out: str 
 
     ``generate_kw``: the pipeline call's sampling, reference and progress keywords.
     """
+    import inspect
     import json
 
     from .media.image import load_image, load_image_with_alpha
 
+    passed_on = set(inspect.signature(DabFusionPipeline.__call__).parameters) - {
+        "self", "image", "wave", "sample_rate", "seconds", "frames", "fps", "mask", "stream"}
+    unknown = sorted(set(generate_kw) - passed_on)
+    if unknown:  # before any loading: a typo must not cost a model load and a music analysis
+        hint = " (a loaded model is pipeline=)" if "bundle" in unknown else ""
+        raise TypeError(f"generate_video() got unexpected keyword(s) {unknown}{hint}")
     out = check_output_path(out)
     rgb, alpha = load_image_with_alpha(image)
     picture = rgb if alpha is None else np.concatenate([rgb, (alpha * 255 + 0.5).astype(np.uint8)[..., None]], -1)

@@ -191,6 +191,8 @@ def test_generate_video_writes_an_mp4_with_the_music(bundle, tmp_path):
         assert len(c.streams.video) == 1 and len(c.streams.audio) == 1
         assert c.streams.video[0].frames == 9
         assert "dabfusion" in c.metadata
+    with pytest.raises(TypeError, match="pipeline="):  # the old keyword, refused before any work
+        P.generate_video(tmp_path / "p.png", tmp_path / "m.wav", tmp_path / "o2.mp4", bundle=bundle, frames=2)
     with pytest.raises(MediaError, match=r"\.mp4"):
         P.generate_video(tmp_path / "p.png", tmp_path / "m.wav", tmp_path / "o.gif", pipeline=bundle, frames=2)
 
