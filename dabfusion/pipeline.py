@@ -112,7 +112,12 @@ class MusicClip:
 
     @cached_property
     def summary(self) -> Any:
-        return self.encoder.encode(self.wave, self.sample_rate)
+        return self.analyze()
+
+    def analyze(self, progress: Progress | None = None) -> Any:
+        """The encoder's embedding of the whole clip (tempo, beats), with the encoder's stage-by-stage
+        ``progress``; the encoder caches it, so :attr:`summary` and the sampler's windows reuse it."""
+        return self.encoder.encode(self.wave, self.sample_rate, progress=progress)
 
     @property
     def duration(self) -> float:
@@ -176,11 +181,13 @@ class Candidate:
 
 
 def _rank(c: Candidate) -> tuple[float, int]:
+    """Sort key, best first: higher score, then lower seed; an undefined score last."""
     return (-c.mm_align if math.isfinite(c.mm_align) else math.inf, c.seed)
 
 
-def _ranks_before(a: Candidate, b: Candidate) -> bool:
-    return _rank(a) < _rank(b)
+def _shifted(progress: Progress | None, offset: int, total: int) -> Progress | None:
+    """One stage's ``progress(done, stage_total)`` as a share of a whole run: ``progress(offset + done, total)``."""
+    return None if progress is None else (lambda done, _stage_total: progress(offset + done, total))
 
 
 def describe_candidates(candidates: Sequence[Candidate]) -> str:
@@ -614,21 +621,19 @@ class DabFusionPipeline:
             raise TypeError("give either settings or setting keywords, not both")
         fps = float(fps or self.fps)
         beats = music_beat_times(music.wave, music.sample_rate)
-        per = self.sampling_units(n_frames, settings) + math.ceil(int(n_frames) / RENDER_CHUNK)
+        sampling = self.sampling_units(n_frames, settings)
+        per = sampling + math.ceil(int(n_frames) / RENDER_CHUNK)
         total = per * candidates
         scored: list[Candidate] = []
         best: Candidate | None = None
         for i in range(candidates):
-            def report(offset: int) -> Progress | None:
-                return None if progress is None else (lambda done, _t: progress(offset + done, total))
-
             seed = (settings.seed + i) % (2 ** 64)
             flows = self.sample_flows(ref, music, n_frames=n_frames, fps=fps, settings=replace(settings, seed=seed),
-                                      progress=report(i * per))
-            frames = self.render(ref, flows, progress=report(i * per + self.sampling_units(n_frames, settings)))
+                                      progress=_shifted(progress, i * per, total))
+            frames = self.render(ref, flows, progress=_shifted(progress, i * per + sampling, total))
             score = float(mm_align(frames, fps, beat_times=beats, start=music.offset).score)
             scored.append(Candidate(seed=seed, mm_align=score, flows=flows))
-            if best is None or _ranks_before(scored[-1], best):
+            if best is None or _rank(scored[-1]) < _rank(best):
                 if best is not None:
                     best.flows = None  # only the best clip's flows are kept (N clips could be many GB)
                 best = scored[-1]
@@ -683,13 +688,10 @@ class DabFusionPipeline:
         ref = self.encode_reference(start_frame)
         sampling = self.sampling_units(n, settings)
         total = sampling + math.ceil(n / RENDER_CHUNK)
-
-        def report(offset: int) -> Progress:
-            return lambda done, _total: progress(offset + done, total) if progress is not None else None
-
-        flows = self.sample_flows(ref, music, n_frames=n, fps=fps, settings=settings, progress=report(0))
+        flows = self.sample_flows(ref, music, n_frames=n, fps=fps, settings=settings,
+                                  progress=_shifted(progress, 0, total))
         draw = self.render_stream if stream else self.render
-        video = draw(ref, flows, progress=report(sampling))
+        video = draw(ref, flows, progress=_shifted(progress, sampling, total))
         return Generation(frames=video, fps=fps, audio=music.wave, sample_rate=music.sample_rate,
                           reference=ref.image, flows=flows)
 

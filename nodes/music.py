@@ -148,5 +148,5 @@ class MusicEncoder:
         # the bar moves and cancel works; the encoder caches it, so clip.summary and the sampler reuse it.
         bar = compat.ProgressBar(1)
         compat.load_models(model, ("music",))  # CLAP / Wav2CLIP and adapters, when the model has them
-        summary = clip.encoder.encode(clip.wave, clip.sample_rate, progress=bar)
+        summary = clip.analyze(progress=bar)
         return (clip, float(clip.duration), float(summary.tempo))
