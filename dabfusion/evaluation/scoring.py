@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from ..metrics.alignment import DEFAULT_SIGMA
-from ..metrics.av_align import audio_peaks, av_align_iou, reference_trajectory, video_peaks_from_trajectory
+from ..metrics.av_align import av_align_iou
+from ..metrics.beat_report import scores_from_magnitudes
 from ..metrics.image_quality import psnr, ssim
-from ..metrics.mm_align import clip_beats_in_frames, mm_align_from_speed
-from ..metrics.optical_flow_motion import flow_magnitudes, speed_from_magnitudes
+from ..metrics.optical_flow_motion import flow_magnitudes
 
 
 @dataclass
@@ -67,11 +67,8 @@ def quality(generated: np.ndarray, real: np.ndarray, lpips: Any = None) -> dict[
 def alignment(frames: np.ndarray, fps: float, wave: np.ndarray, sample_rate: int, beat_times: np.ndarray, *,
               sigma: float = DEFAULT_SIGMA, size: int | None = None) -> dict[str, float]:
     """2D-MM Align and AV-Align (corrected, original) of one clip from one optical-flow pass."""
-    mags = flow_magnitudes(frames, size=size)
-    speed = speed_from_magnitudes(mags, fps)
-    mm = mm_align_from_speed(speed, clip_beats_in_frames(beat_times, fps, len(speed)), sigma=sigma)
-    video = video_peaks_from_trajectory(reference_trajectory(mags), fps)
-    audio = audio_peaks(wave, sample_rate, duration=len(frames) / float(fps))
+    _, mm, audio, video = scores_from_magnitudes(flow_magnitudes(frames, size=size), fps, beat_times, wave,
+                                                 sample_rate, sigma=sigma)
     return {"mm_align": float(mm.score), "av_align": av_align_iou(audio, video, fps, "corrected"),
             "av_align_original": av_align_iou(audio, video, fps, "original"),
             "kinematic_beats": int(mm.kinematic_beats.size), "music_beats": int(mm.music_beats.size),

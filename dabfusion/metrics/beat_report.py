@@ -132,6 +132,19 @@ def chunked_flow_magnitudes(frames: np.ndarray, *, size: int | None = None, chun
     return mags
 
 
+def scores_from_magnitudes(mags: np.ndarray, fps: float, beat_times: Any, wave: Any, sample_rate: int, *,
+                           sigma: float = DEFAULT_SIGMA, smooth_sigma: float = DEFAULT_SMOOTH_SIGMA):
+    """Both scores from one optical-flow pass (``mags``: the ``N - 1`` interval magnitudes of ``N``
+    frames; the audio starts with frame 0): ``(speed, mm, audio_peaks, video_peaks)``, ``mm`` the
+    2D-MM Align result against the beats inside the clip, the peaks AV-Align's."""
+    n = len(mags) + 1
+    speed = speed_from_magnitudes(mags, fps)
+    mm = mm_align_from_speed(speed, clip_beats_in_frames(beat_times, fps, n), sigma=sigma, smooth_sigma=smooth_sigma)
+    video = video_peaks_from_trajectory(reference_trajectory(mags), fps)
+    audio = audio_peaks(wave, sample_rate, duration=n / float(fps))
+    return speed, mm, audio, video
+
+
 def beat_report(frames: Any, fps: float, wave: Any, sample_rate: int, *, sigma: float = DEFAULT_SIGMA,
                 smooth_sigma: float = DEFAULT_SMOOTH_SIGMA, size: int | None = None,
                 chunk: int = CHUNK_FRAMES, progress: Progress | None = None) -> BeatReport:
@@ -161,11 +174,8 @@ def beat_report(frames: Any, fps: float, wave: Any, sample_rate: int, *, sigma: 
         progress(1, total)
     mags = chunked_flow_magnitudes(video, size=size, chunk=chunk, progress=progress, steps_before=1, total=total)
 
-    speed = speed_from_magnitudes(mags, fps)
-    mm = mm_align_from_speed(speed, clip_beats_in_frames(analysis.beats, fps, n), sigma=sigma,
-                             smooth_sigma=smooth_sigma)
-    vp = video_peaks_from_trajectory(reference_trajectory(mags), fps)
-    ap = audio_peaks(wave, sample_rate, duration=n / fps)
+    speed, mm, ap, vp = scores_from_magnitudes(mags, fps, analysis.beats, wave, sample_rate, sigma=sigma,
+                                               smooth_sigma=smooth_sigma)
     return BeatReport(
         mm_align=float(mm.score), av_align=float(av_align_iou(ap, vp, fps)), tempo=float(analysis.tempo),
         beat_times=mm.music_beats / fps, all_beat_times=np.asarray(analysis.beats, np.float64),
