@@ -55,12 +55,10 @@ class BeatAlignment:
         shape = tuple(getattr(images, "shape", ()))
         if len(shape) == 4 and shape[0] == 0:
             raise MediaError("Beat Alignment got zero frames in images: there is no motion to measure")
-        if fps is None or float(fps) <= 0:
-            raise MediaError(f"Beat Alignment: fps must be > 0, got {fps}")
         frames = image_from_comfy(images)
         wave, sr = audio_from_comfy(audio)
         bar = compat.ProgressBar(1)
-        report = beat_report(frames, float(fps), wave, sr, sigma=float(sigma),
+        report = beat_report(frames, fps, wave, sr, sigma=float(sigma),  # checks fps, frames and music
                              size=int(analysis_size) or None, progress=bar)
         plot = image_to_comfy(plot_beat_report(report))
         return (report.mm_align, report.av_align, report.tempo, report.beat_times_text(), plot, report.summary())
