@@ -7,11 +7,16 @@ The paper feeds "beat information from librosa" to the diffusion model. We give 
 * per-frame features (:func:`frame_beat_features`, :data:`FRAME_COLUMNS`) for the N video frames
   being generated, so that the model can put motion accents on the beat frame by frame.
 
-How beats are found: librosa's onset strength (log-mel flux) and its dynamic-programming beat
-tracker (``beat_track``, weak leading/trailing beats trimmed), then each beat is moved to the
-attack it belongs to on a finer onset function (23 ms window, 5.8 ms hop; see
-:func:`_attack_envelope`), because librosa's 93 ms frames put beats 20-45 ms late. On SynthDance
-this gives F = 1.0 (70 ms window) on the tiny preset and 0.98-1.0 per track on longer tracks.
+How beats are found: the pack's tracker (:mod:`.beat_tracker`: percussive magnitude onsets, a
+bar-aware tempo model, dynamic programming with the local period, bars from kick, bass and chord
+changes), then each beat is moved to the attack it belongs to on a finer onset function (23 ms
+window, 5.8 ms hop; see :func:`_attack_envelope`). ``tracker="librosa"`` runs what the pack
+shipped before (librosa's ``beat_track`` on its log-mel onset strength, which locks to the
+off-beat when hats fall between the kicks), kept as the benchmark's baseline. Benchmark:
+``docs/beat_tracking.md``; on SynthDance both give F = 0.97-1.0 (70 ms window).
+
+The onset strength, onsets and global features below are librosa's (log-mel flux), unchanged,
+so the features a model was trained on keep their meaning.
 
 Analysis runs at :data:`ANALYSIS_SR` after resampling, whatever the input rate, so results do not
 depend on how the music was stored. Spectrograms and the tempogram behind the tempo estimate are
@@ -53,6 +58,8 @@ _BLOCK_FRAMES = 2048  # spectrogram block: 2048 frames (47 s at HOP, 12 s at REF
 REFINE_N_FFT = 512  # short-window onset function for beat refinement
 REFINE_HOP = 128
 REFINE_S = 0.06  # a beat may move this far to the attack it belongs to
+#: Which default tracker made the beats (part of every embedding cache key; see beat_tracker.py).
+TRACKER_VERSION = "percussive-dp-1"
 #: Progress steps of :func:`analyze_beats` (its stages).
 ANALYSIS_STEPS = 4
 
@@ -103,9 +110,19 @@ class BeatAnalysis:
     attack_env: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     attack_ref: float = 1.0      # 99th percentile of attack_env (normaliser, > 0)
 
+    #: beats in a bar (4 for 4/4, 3 for 3/4 and 6/8 counted in dotted quarters... see the tracker)
+    beats_per_bar: int = 4
+
     @property
     def has_beats(self) -> bool:
         return self.beats.size >= 2
+
+    @property
+    def downbeats(self) -> np.ndarray:
+        """Times of the beats that start a bar (every ``beats_per_bar``-th from ``downbeat_offset``)."""
+        if self.beats.size == 0:
+            return np.zeros(0)
+        return self.beats[self.downbeat_offset::max(int(self.beats_per_bar), 1)]
 
     @property
     def beat_period(self) -> float:
@@ -228,8 +245,12 @@ def _p99(env: np.ndarray) -> float:
     return p if p > 1e-6 else (float(env.max()) if env.max() > 0 else 1.0)
 
 
-def analyze_beats(wave: Any, sr: int, *, progress: Callable[[int, int], None] | None = None) -> BeatAnalysis:
-    """Tempo, beats and onsets of ``wave`` ([S], [C, S] or [1, C, S] at ``sr`` Hz, any rate).
+def analyze_beats(wave: Any, sr: int, *, progress: Callable[[int, int], None] | None = None,
+                  tracker: str = "default") -> BeatAnalysis:
+    """Tempo, beats, bars and onsets of ``wave`` ([S], [C, S] or [1, C, S] at ``sr`` Hz, any rate).
+
+    ``tracker``: ``"default"`` (the pack's tracker) or ``"librosa"`` (the one shipped before issue
+    19, for comparison).
 
     ``progress(done, ANALYSIS_STEPS)`` is called after each of the analysis' stages (resampling and the
     spectrogram, onsets, the attack envelope, tempo and beats), so a long track can be followed and
@@ -263,18 +284,29 @@ def analyze_beats(wave: Any, sr: int, *, progress: Callable[[int, int], None] | 
     attack_ref = _p99(attack)
     step(3)
     tempo, beats = 0.0, np.zeros(0)
+    downbeat, per_bar = 0, 4
     if duration >= MIN_BEAT_SECONDS and env.max() > 0:
-        _, b = librosa.beat.beat_track(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP,
-                                       bpm=_tempo(env), units="time", trim=True)
-        beats = np.asarray(b, dtype=np.float64)
+        if tracker == "librosa":
+            _, b = librosa.beat.beat_track(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP,
+                                           bpm=_tempo(env), units="time", trim=True)
+            beats = np.asarray(b, dtype=np.float64)
+        elif tracker == "default":
+            from .beat_tracker import track_beats
+
+            found = track_beats(y)
+            beats, downbeat, per_bar = found.beats, found.downbeat_offset, found.beats_per_bar
+        else:
+            raise ValueError(f"unknown beat tracker {tracker!r}: use 'default' or 'librosa'")
         if beats.size >= 2:  # the tempo the beats actually have (beat_track's is the prior's peak)
             beats = _refine_beats(attack, beats)
             tempo = 60.0 / float(np.median(np.diff(beats)))
         else:
             beats = np.zeros(0)
+    if tracker == "librosa":
+        downbeat = _guess_downbeat(beats, env)
     step(ANALYSIS_STEPS)
     return BeatAnalysis(tempo=tempo, beats=beats, onset_env=env, onset_times=times,
-                        duration=duration, downbeat_offset=_guess_downbeat(beats, env),
+                        duration=duration, downbeat_offset=downbeat, beats_per_bar=per_bar,
                         onset_ref=ref, onsets=np.asarray(onsets, dtype=np.float64),
                         attack_env=attack, attack_ref=attack_ref)
 
