@@ -33,6 +33,11 @@ class ModelFileError(DabFusionError, FileNotFoundError):
     """
 
 
+class BeatGridError(DabFusionError, ValueError):
+    """A beat grid edit cannot be made: a beat list (file or text) that is empty, unsorted, not numbers or
+    outside the music (the message names the file and the line), or an edit that leaves no grid."""
+
+
 class ConfigMismatchError(DabFusionError, ValueError):
     """A checkpoint's recorded configuration does not match what the caller asked for."""
 

@@ -6,7 +6,7 @@ import json
 import logging
 
 from dabfusion.errors import MediaError
-from dabfusion.media.comfy import audio_from_comfy, image_from_comfy
+from dabfusion.media.comfy import audio_beat_edit, audio_from_comfy, image_from_comfy
 
 from . import comfy_compat as compat
 from .common import CATEGORY
@@ -14,15 +14,16 @@ from .common import CATEGORY
 log = logging.getLogger(__name__)
 
 
-def overlay_beats(frames, fps: float, wave, sample_rate):
-    """Frames with a flash on each beat of the music; a clear error without music, a warning without beats."""
+def overlay_beats(frames, fps: float, wave, sample_rate, beat_edit=None):
+    """Frames with a flash on each beat of the music's grid (the tracker's, with the creator's ``beat_edit``
+    from Load Music applied); a clear error without music, a warning without beats."""
     from dabfusion.media.beat_overlay import draw_beat_overlay
-    from dabfusion.metrics.mm_align import music_beat_times
+    from dabfusion.music.beat_grid import edited_analysis
 
     if wave is None:
         raise MediaError("Video Combine: beat_overlay needs the audio input - connect the music or switch "
                          "beat_overlay off")
-    beats = music_beat_times(wave, sample_rate)
+    beats = edited_analysis(wave, sample_rate, beat_edit).beats
     if beats.size == 0:
         log.warning("Video Combine: no beats found in the audio, so the video is saved without the beat overlay")
     return draw_beat_overlay(frames, beats, fps)
@@ -76,8 +77,9 @@ class VideoCombine:
                 "audio": ("AUDIO", {"tooltip": "The music: trimmed (or padded with silence) to the video's length."}),
                 "beat_overlay": ("BOOLEAN", {"default": False,
                                              "tooltip": "Flash a border on the frame of each music beat (needs the "
-                                                        "audio), to see whether the motion meets the beats. It is "
-                                                        "drawn into the saved video."}),
+                                                        "audio; the beat grid set in Load Music), to see whether "
+                                                        "the motion meets the beats. It is drawn into the saved "
+                                                        "video."}),
             },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
         }
@@ -96,7 +98,7 @@ class VideoCombine:
         if audio is not None:
             wave, sr = audio_from_comfy(audio)
         if beat_overlay:
-            frames = overlay_beats(frames, float(fps), wave, sr)
+            frames = overlay_beats(frames, float(fps), wave, sr, audio_beat_edit(audio))
         metadata = {}
         if compat.metadata_enabled():
             if prompt is not None:

@@ -157,17 +157,22 @@ def resample_cubic(values: torch.Tensor, positions: Any, dim: int = 0) -> torch.
 class BeatMusic:
     """One track read in beat time: its clock, per-sample beat features, per-window global vectors.
 
-    ``origin``: the track time (s) of the clip's frame 0. Global vectors are the encoder's for the
+    ``origin``: the track time (s) of the clip's frame 0. ``beat_edit``: a creator's
+    :class:`dabfusion.music.beat_grid.BeatGridEdit` of the tracker's grid; the clock, the features and the
+    global vectors then all read the edited grid. Global vectors are the encoder's for the
     ``context_hop`` grid point nearest a window's centre (the encoder rounds its context the same
     way), so training (:class:`dabfusion.diffusion.data.BeatWindowDataset`) and sampling read the
     very same vectors; they are cached per grid point.
     """
 
-    def __init__(self, encoder: Any, wave: Any, sample_rate: int, fps: float, origin: float = 0.0) -> None:
+    def __init__(self, encoder: Any, wave: Any, sample_rate: int, fps: float, origin: float = 0.0,
+                 beat_edit: Any = None) -> None:
         self.encoder, self.wave, self.sample_rate = encoder, wave, int(sample_rate)
         self.fps, self.origin = float(fps), float(origin)
+        self.beat_edit = None if beat_edit is None or beat_edit.is_identity else beat_edit
+        self._edit_kw = {} if self.beat_edit is None else {"beat_edit": self.beat_edit}
         self.frame_dim = int(getattr(encoder, "frame_dim", 0))
-        self.analysis = encoder.beat_analysis(wave, self.sample_rate)
+        self.analysis = encoder.beat_analysis(wave, self.sample_rate, **self._edit_kw)
         self.clock = BeatClock.from_analysis(self.analysis)
         self.hop = float(getattr(encoder, "context_hop", 0.5) or 0.5)
         self.last_point = int(math.ceil(self.analysis.duration / self.hop))
@@ -198,7 +203,7 @@ class BeatMusic:
                 raise RuntimeError("this BeatMusic was pickled without precompute(): its encoder is gone")
             start = max(k * self.hop - 0.5 / self.fps, 0.0)
             vec = self._globals[k] = self.encoder.encode(self.wave, self.sample_rate, n_frames=1, fps=self.fps,
-                                                         start=start).global_vec
+                                                         start=start, **self._edit_kw).global_vec
         return vec
 
     def grid(self, n_frames: int, samples_per_beat: int) -> BeatGrid:

@@ -29,27 +29,36 @@ class MusicWindows:
     Frame ``i`` of the clip shows time ``offset + i / fps`` of ``wave`` (``[S]`` or ``[C, S]`` at
     ``sample_rate``). ``offset`` may be negative (a delayed clip: frames before the music get the
     encoder's all-zero "no music" rows). ``encoder.encode`` caches the beat analysis, so many
-    windows of one track cost one analysis.
+    windows of one track cost one analysis. ``beat_edit``: a creator's
+    :class:`dabfusion.music.beat_grid.BeatGridEdit` of the tracker's grid, used by every window (a beat
+    list moves with the music when the track is delayed).
     """
 
-    def __init__(self, encoder: Any, wave: Any, sample_rate: int, fps: float, offset: float = 0.0) -> None:
+    def __init__(self, encoder: Any, wave: Any, sample_rate: int, fps: float, offset: float = 0.0,
+                 beat_edit: Any = None) -> None:
         self.encoder, self.wave, self.sample_rate = encoder, wave, int(sample_rate)
         self.fps, self.offset = float(fps), float(offset)
+        self.beat_edit = None if beat_edit is None or beat_edit.is_identity else beat_edit
+
+    def _edit_kw(self, delay: float = 0.0) -> dict:
+        return {} if self.beat_edit is None else {"beat_edit": self.beat_edit.shifted(delay)}
 
     def window(self, start: int, n_frames: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         t0 = self.offset + start / self.fps
-        wave = self.wave
+        wave, delay = self.wave, 0.0
         if t0 < 0:  # encode() wants start >= 0: pad the front with silence instead
-            wave, t0 = pad_front(wave, -t0, self.sample_rate), 0.0
-        emb = self.encoder.encode(wave, self.sample_rate, n_frames=n_frames, fps=self.fps, start=t0)
+            wave, delay = pad_front(wave, -t0, self.sample_rate), -t0
+            t0 = 0.0
+        emb = self.encoder.encode(wave, self.sample_rate, n_frames=n_frames, fps=self.fps, start=t0,
+                                  **self._edit_kw(delay))
         return emb.as_torch()
 
     def beat_music(self) -> BeatMusic:
         """The track in beat time, for beat-time models (a delayed clip's track starts with silence)."""
-        wave, origin = self.wave, self.offset
+        wave, origin, delay = self.wave, self.offset, 0.0
         if origin < 0:
-            wave, origin = pad_front(wave, -origin, self.sample_rate), 0.0
-        return BeatMusic(self.encoder, wave, self.sample_rate, self.fps, origin)
+            wave, delay, origin = pad_front(wave, -origin, self.sample_rate), -origin, 0.0
+        return BeatMusic(self.encoder, wave, self.sample_rate, self.fps, origin, **self._edit_kw(delay))
 
 
 def pad_front(wave: Any, seconds: float, sample_rate: int) -> np.ndarray:

@@ -182,6 +182,22 @@ def _read_pyav(path: Path, offset: float, duration: float | None) -> tuple[np.nd
     return np.ascontiguousarray(np.concatenate(chunks, axis=1), dtype=np.float32), sr
 
 
+def audio_duration(path: str | os.PathLike) -> float:
+    """Length (s) of an audio file's (first) audio stream, from its header where it has one (else decoded)."""
+    path = _check_file(path)
+    if path.suffix.lower() in SOUNDFILE_SUFFIXES:
+        try:
+            import soundfile as sf
+
+            info = sf.info(str(path))
+            if info.frames > 0 and info.samplerate > 0:
+                return info.frames / float(info.samplerate)
+        except RuntimeError:
+            pass
+    wave, sr = _read_pyav(path, 0.0, None)
+    return wave.shape[-1] / float(sr)
+
+
 def load_audio(
     path: str | os.PathLike,
     *,

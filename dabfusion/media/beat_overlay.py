@@ -2,9 +2,10 @@
 
 Pure numpy on uint8 frames ``[N, H, W, 3]``. Only the frames nearest a beat change (the beat's
 time rounded to a frame, ``round(t * fps)``); every other frame is returned unchanged, so the
-overlay shows exactly where the beats fall and the rest of the video is untouched. The music's beats
-come from :func:`dabfusion.metrics.mm_align.music_beat_times` (librosa, the same beats the
-2D-MM Align metric uses).
+overlay shows exactly where the beats fall and the rest of the video is untouched. The caller gives
+the beats: Video Combine takes the grid of its AUDIO (:func:`dabfusion.music.beat_grid.edited_analysis`:
+the tracker's beats, with the creator's beat grid edit from Load Music applied - the grid the dance
+was generated on and Beat Alignment scores against).
 """
 
 from __future__ import annotations

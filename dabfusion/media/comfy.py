@@ -1,7 +1,9 @@
 """ComfyUI's tensor conventions, without importing ComfyUI.
 
 IMAGE is float32 torch ``[B, H, W, C]`` in 0..1, MASK float ``[B, H, W]`` in 0..1, AUDIO a
-mapping ``{"waveform": [B, C, S], "sample_rate": int}``. Inputs from other packs vary (lazy
+mapping ``{"waveform": [B, C, S], "sample_rate": int}``. Our Load Music adds the creator's beat grid
+edit under :data:`BEAT_GRID_KEY` (core nodes read only the two keys they need; other keys pass), so
+every node that needs the grid of that music reads the same one (:func:`audio_beat_edit`). Inputs from other packs vary (lazy
 mappings, RGBA or single-channel images, [H, W, C] without batch), so the ``*_from_comfy``
 functions accept all of those and refuse only what cannot be meant (NaN, empty, wrong rank).
 """
@@ -26,8 +28,24 @@ def _torch():
 # -------------------------------------------------------------------------------------- audio
 
 
-def audio_to_comfy(wave: Any, sample_rate: int) -> dict:
-    """float32 [C, S] (or [S]) numpy/torch -> {"waveform": torch [1, C, S], "sample_rate": int}."""
+#: Key of an AUDIO mapping that carries a :class:`dabfusion.music.beat_grid.BeatGridEdit` (Load Music's beat
+#: controls; times in the waveform's seconds).
+BEAT_GRID_KEY = "dabfusion_beat_grid"
+
+
+def audio_beat_edit(audio: Any) -> Any:
+    """The beat grid edit an AUDIO mapping carries (Load Music's beat controls), or None."""
+    from ..music.beat_grid import BeatGridEdit
+
+    if not isinstance(audio, Mapping):
+        return None
+    edit = audio.get(BEAT_GRID_KEY)
+    return edit if isinstance(edit, BeatGridEdit) and not edit.is_identity else None
+
+
+def audio_to_comfy(wave: Any, sample_rate: int, *, beat_edit: Any = None) -> dict:
+    """float32 [C, S] (or [S]) numpy/torch -> {"waveform": torch [1, C, S], "sample_rate": int}
+    (and the beat grid edit under :data:`BEAT_GRID_KEY`, when one is given and changes something)."""
     arr = to_numpy(wave).astype(np.float32, copy=False)
     if arr.ndim == 1:
         arr = arr[None]
@@ -35,7 +53,10 @@ def audio_to_comfy(wave: Any, sample_rate: int) -> dict:
         raise MediaError(f"audio must be [channels, samples] or [samples], got shape {arr.shape}")
     sr = _check_rate(sample_rate)
     waveform = _torch().from_numpy(np.ascontiguousarray(arr)).unsqueeze(0)
-    return {"waveform": waveform, "sample_rate": sr}
+    out = {"waveform": waveform, "sample_rate": sr}
+    if beat_edit is not None and not beat_edit.is_identity:
+        out[BEAT_GRID_KEY] = beat_edit
+    return out
 
 
 def _check_rate(sample_rate: Any) -> int:

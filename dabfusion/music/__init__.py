@@ -8,6 +8,9 @@ Public API (imported lazily, so ``import dabfusion.music`` stays cheap):
 - :func:`load_clap_audio`, :class:`ClapAudioEncoder` (``clap_branch``)
 - :func:`load_wav2clip`, :class:`Wav2ClipEncoder` (``wav2clip_branch``)
 - :class:`MelStatsEncoder` (``mel_branch``): the weight-free stand-in encoder
+- :class:`BeatGridEdit`, :func:`read_beat_file`, :func:`parse_beat_list`, :func:`tracked_analysis`,
+  :func:`edited_analysis` (``beat_grid``): the creator's edits of the beat grid; :func:`draw_beat_grid`
+  (``beat_grid_preview``): its picture
 - :class:`MusicAdapter`, :class:`AdapterConfig`, :func:`train_adapter` (``adapters``)
 - :func:`resolve_model_file` (``model_files``)
 """
@@ -24,6 +27,8 @@ _EXPORTS = {
     "global_beat_vector": "beats",
     "BeatAnalysis": "beats", "FRAME_COLUMNS": "beats", "GLOBAL_COLUMNS": "beats",
     "f_measure": "beats",
+    "BeatGridEdit": "beat_grid", "read_beat_file": "beat_grid", "parse_beat_list": "beat_grid",
+    "tracked_analysis": "beat_grid", "edited_analysis": "beat_grid", "draw_beat_grid": "beat_grid_preview",
     "load_clap_audio": "clap_branch", "ClapAudioEncoder": "clap_branch",
     "load_wav2clip": "wav2clip_branch", "Wav2ClipEncoder": "wav2clip_branch",
     "MelStatsEncoder": "mel_branch",

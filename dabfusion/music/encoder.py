@@ -45,13 +45,17 @@ import numpy as np
 
 from ..errors import ConfigMismatchError
 from ._audio import audio_digest, check_rate, mono_at, to_mono_1d, window_starts
-from .beats import ANALYSIS_SR, ANALYSIS_STEPS, FRAME_COLUMNS, GLOBAL_COLUMNS, BeatAnalysis, analyze_beats, \
-    frame_beat_features, global_beat_vector
+from .beat_grid import TRACKED_ANALYSES, BeatGridEdit
+from .beats import ANALYSIS_SR, ANALYSIS_STEPS, FRAME_COLUMNS, GLOBAL_COLUMNS, TRACKER_VERSION, BeatAnalysis, \
+    analyze_beats, frame_beat_features, global_beat_vector
 from .embedding_cache import DiskCache, LRUCache, cache_key
 
 SPEC_FORMAT = "dabfusion.music_spec"
 SPEC_VERSION = 1
-BEATS_ANALYSIS = "librosa-beats-v1"  # bump when beats.py changes what it computes
+#: The beat features' layout and meaning (a checkpoint records it; bump when the columns or their
+#: definition change). Which tracker found the beats is :data:`~.beats.TRACKER_VERSION`: part of
+#: every cache key, not of a checkpoint's compatibility (a better grid keeps a model valid).
+BEATS_ANALYSIS = "librosa-beats-v1"
 ORDER = ("clap", "wav2clip", "mel", "beats")
 
 
@@ -243,7 +247,10 @@ class MusicEncoder:
         self.context_hop = float(context_hop)
         self.batch_size = max(1, int(batch_size))
         self._cache = LRUCache(cache_size)
-        self._analyses = LRUCache(4)
+        # the tracker's raw analyses, shared with the nodes that draw or score a grid (Load Music's preview,
+        # Beat Alignment, the beat overlay); a beat grid edit is applied after it (self._edited), never stored in it
+        self._analyses = TRACKED_ANALYSES
+        self._edited = LRUCache(8)
         self._branch_vectors = LRUCache(512)  # (audio, branch, span) -> vector; contexts repeat
         self._disk = DiskCache(cache_dir) if cache_dir is not None else None
         self._spec: dict | None = None
@@ -349,14 +356,19 @@ class MusicEncoder:
             a, b = 0.0, min(duration, b - a)
         return max(a, 0.0), max(b, 0.0)
 
-    def _analysis(self, mono: np.ndarray, sr: int, digest: str, progress: Progress | None = None) -> BeatAnalysis:
-        return self._analyses.get_or_compute(digest, lambda: analyze_beats(mono, sr, progress=progress))
+    def _analysis(self, mono: np.ndarray, sr: int, digest: str, progress: Progress | None = None,
+                  beat_edit: BeatGridEdit | None = None) -> BeatAnalysis:
+        raw = self._analyses.get_or_compute(digest, lambda: analyze_beats(mono, sr, progress=progress))
+        if beat_edit is None or beat_edit.is_identity:
+            return raw
+        return self._edited.get_or_compute(cache_key(digest, beat_edit.key()), lambda: beat_edit.apply(raw))
 
-    def beat_analysis(self, wave: Any, sr: int) -> BeatAnalysis:
-        """librosa's beats and onsets of the whole track (cached per audio, as :meth:`encode` uses them)."""
+    def beat_analysis(self, wave: Any, sr: int, beat_edit: BeatGridEdit | None = None) -> BeatAnalysis:
+        """The beats and onsets of the whole track, as :meth:`encode` uses them: the tracker's (cached per
+        audio), with ``beat_edit`` (a :class:`~.beat_grid.BeatGridEdit`) applied when given."""
         rate = check_rate(sr)
         mono = to_mono_1d(wave)
-        return self._analysis(mono, rate, audio_digest(mono, rate))
+        return self._analysis(mono, rate, audio_digest(mono, rate), beat_edit=beat_edit)
 
     def _windows(self, branch: _Branch, sr: int, span: tuple[float, float]) -> tuple[int, int, int, list[int]]:
         """(first sample, end sample, window length, window starts) of a neural branch over the span."""
@@ -393,7 +405,8 @@ class MusicEncoder:
         return vec.astype(np.float32)
 
     def encode(self, wave: Any, sr: int, *, n_frames: int | None = None, fps: float | None = None,
-               start: float = 0.0, progress: Progress | None = None) -> MusicEmbedding:
+               start: float = 0.0, progress: Progress | None = None,
+               beat_edit: BeatGridEdit | None = None) -> MusicEmbedding:
         """Embed music (``[S]``, ``[C, S]`` or ``[1, C, S]`` at ``sr`` Hz, numpy or torch).
 
         With ``n_frames`` and ``fps``: the segment of ``n_frames`` video frames from ``start`` s
@@ -402,6 +415,9 @@ class MusicEncoder:
         ``progress(done, total)``: called as the work goes on (the beat analysis' stages and each
         batch of windows of a neural branch; total = their sum; ``(1, 1)`` for a cached result). An
         exception raised in it (a user's cancel) stops the encoding; nothing half-done is cached.
+
+        ``beat_edit``: a :class:`~.beat_grid.BeatGridEdit` of the tracker's grid (offset, tempo, BPM, a
+        beat list); the beats branch (global vector, frame features, beats, tempo) then reads the edited grid.
         """
         rate = check_rate(sr)
         if n_frames is not None:
@@ -412,7 +428,10 @@ class MusicEncoder:
         mono = to_mono_1d(wave)
         digest = audio_digest(mono, rate)
         sh = spec_hash(self.spec)
-        key = cache_key(digest, sh, n_frames, fps, float(start))
+        if beat_edit is not None and beat_edit.is_identity:
+            beat_edit = None
+        key = cache_key(digest, sh, TRACKER_VERSION, n_frames, fps, float(start),
+                        *(() if beat_edit is None else (beat_edit.key(),)))
         hit = self._cache.get(key)
         if hit is not None:
             if progress is not None:
@@ -446,7 +465,7 @@ class MusicEncoder:
         for branch, n_steps in zip(self.branches, steps):
             sub = report.offset() if progress is not None else None
             if branch.name == "beats":
-                analysis = self._analysis(mono, rate, digest, sub)
+                analysis = self._analysis(mono, rate, digest, sub, beat_edit)
                 vecs.append(global_beat_vector(analysis, *span))
                 sel = (analysis.beats >= seg[0]) & (analysis.beats <= seg[1])
                 beats, tempo = analysis.beats[sel], analysis.tempo
