@@ -1,5 +1,9 @@
 """``python -m dabfusion generate --image IMG --music AUDIO --out OUT.mp4``: make a person dance.
 
+``python -m dabfusion beats AUDIO [--preview grid.png]``: the beat grid the dance would follow (tempo,
+beat times as a beat file, a picture), to check it, and fix it with the beat grid options (the same
+in both commands: ``--beat-offset``, ``--tempo``, ``--bpm``, ``--beats``) before generating.
+
 The MP4's path is printed as the last line of the output (scripts can take it with ``tail -1``).
 Errors in the inputs (a missing file, silent music, an unknown sampler, a model folder that does
 not fit together) print one clear message and exit with status 2, without a traceback.
@@ -15,7 +19,8 @@ from pathlib import Path
 
 from .errors import EXIT_USER_ERROR, call_for_cli
 
-__all__ = ["EXIT_USER_ERROR", "ProgressBar", "build_parser", "generate_main", "main"]
+__all__ = ["EXIT_USER_ERROR", "ProgressBar", "beat_edit_from_args", "beats_main", "build_parser", "generate_main",
+           "main"]
 
 
 def _number(convert, *, minimum: float, strict: bool, what: str = "a number"):
@@ -38,6 +43,43 @@ _non_negative_float = _number(float, minimum=0, strict=False)
 _positive_int = _number(int, minimum=1, strict=False, what="a whole number")
 
 
+def _finite_float(text: str) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def _tempo_choice(text: str) -> str:
+    value = text.strip().lower().replace("-", " ").replace("_", " ")
+    if value not in ("as tracked", "halve", "double"):
+        raise argparse.ArgumentTypeError(f"choose from as-tracked, halve, double (got {text!r})")
+    return value
+
+
+def add_beat_grid_options(parser: argparse.ArgumentParser) -> None:
+    """The beat grid options (the same in ``generate`` and ``beats``)."""
+    g = parser.add_argument_group(
+        "beat grid (the beats the dance follows: check them with 'python -m dabfusion beats MUSIC --preview "
+        "grid.png'; applied in this order: --beats or --bpm, then --tempo, then --beat-offset)")
+    g.add_argument("--beat-offset", type=_finite_float, default=0.0, metavar="BEATS",
+                   help="move the beat grid by this many beats: 0.5 puts it on the off-beat (when the tracker locked "
+                   "onto the hi-hats between the kicks), -0.5 back (default 0)")
+    g.add_argument("--tempo", type=_tempo_choice, default="as tracked", metavar="{as-tracked,halve,double}",
+                   help="halve: every other beat (the ones on the bar starts); double: a beat between each pair")
+    g.add_argument("--bpm", type=_positive_float, default=None,
+                   help="a steady grid at this tempo over the whole music, placed where the attacks are strongest")
+    g.add_argument("--beats", default=None, metavar="FILE",
+                   help="your own beat times, replacing the tracker: one time in seconds per line (# comments, a "
+                   "label after the time; 'downbeat' or 'bar' marks a bar start; Audacity label tracks and "
+                   "time,label CSV work) or a JSON list; times in seconds of the whole music file")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .pipeline import sampler_names
 
@@ -53,8 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True, help="output video file (.mp4)")
     length = g.add_mutually_exclusive_group()
     length.add_argument("--seconds", type=_positive_float, default=None,
-                        help="length of the video in seconds (default: the music from --start to its end)")
-    length.add_argument("--frames", type=_positive_int, default=None, help="length of the video in frames")
+                        help="length of the video in seconds (default: the music from --start to its end; a length "
+                        "past the music's end is cut to the music, with a warning)")
+    length.add_argument("--frames", type=_positive_int, default=None,
+                        help="length of the video in frames (cut to the music the same way)")
     g.add_argument("--fps", type=_positive_float, default=None, help="frame rate (default: the model's)")
     g.add_argument("--start", type=_non_negative_float, default=0.0, help="start time in the music, seconds")
     g.add_argument("--steps", type=_positive_int, default=None, help="denoising steps (default: the model's "
@@ -83,6 +127,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--clap-dir", action="append", default=[], help="folder with CLAP checkpoints (if the model uses CLAP)")
     g.add_argument("--wav2clip-dir", action="append", default=[], help="folder with Wav2CLIP.pt (if the model uses it)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_beat_grid_options(g)
+
+    b = sub.add_parser("beats", help="the beat grid of a piece of music (tempo, beat times, a picture)",
+                       description="Print the beat grid a dance to AUDIO would follow, as a beat file (comment "
+                       "lines with the tempo, then one beat time per line, 'downbeat' on a bar's first beat; "
+                       "seconds of the music file, so it can be edited and given back with --beats), and draw it "
+                       "with --preview: check that the grid sits on the kicks before generating.")
+    b.add_argument("music", help="music file (wav/flac/ogg/mp3/m4a, or a video's audio track)")
+    b.add_argument("--start", type=_non_negative_float, default=0.0, help="start time in the music, seconds")
+    b.add_argument("--seconds", type=_positive_float, default=None,
+                   help="seconds of music from --start (default: to its end)")
+    b.add_argument("--preview", default=None, metavar="PNG", help="write a picture of the grid on the music here")
+    b.add_argument("--width", type=_positive_int, default=1024, help="width of the picture in pixels")
+    add_beat_grid_options(b)
     return p
 
 
@@ -118,6 +176,73 @@ class ProgressBar:
             self.bar.close()
 
 
+def beat_edit_from_args(args: argparse.Namespace):
+    """The beat grid options as a :class:`~dabfusion.music.beat_grid.BeatGridEdit` (beat list times in the
+    music file's seconds), or None for the tracker's grid. A bad beat file fails here, before any work."""
+    from .music.beat_grid import BeatGridEdit, read_beat_file
+
+    listed = None
+    if args.beats is not None:
+        from .media.audio import audio_duration
+
+        listed = read_beat_file(args.beats, audio_duration(args.music))
+    edit = BeatGridEdit(offset_beats=args.beat_offset, tempo=args.tempo, bpm=args.bpm,
+                        beats=None if listed is None else listed.beats,
+                        downbeat=0 if listed is None else listed.downbeat,
+                        source="" if listed is None else listed.source)
+    return None if edit.is_identity else edit
+
+
+def beats_main(args: argparse.Namespace) -> str:
+    """``beats``: print the grid as a beat file (and draw it); returns the text printed."""
+    from .errors import MediaError
+    from .music.beat_grid import format_beat_list, tracked_analysis
+    from .pipeline import load_music
+
+    if not Path(args.music).is_file():
+        raise MediaError(f"music: file not found: {args.music}")
+    preview = None
+    if args.preview is not None:
+        preview = Path(args.preview)
+        if preview.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+            raise MediaError(f"--preview must be an image file (.png), got {preview}")
+        try:
+            preview.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise MediaError(f"cannot create the folder {preview.parent} for --preview ({e.strerror or e})") from None
+    edit = beat_edit_from_args(args)
+    wave, sr = load_music(args.music, start=args.start, seconds=args.seconds)
+    seconds = wave.shape[-1] / sr
+    if edit is not None:
+        edit = edit.cut(args.start, seconds)
+    raw = tracked_analysis(wave, sr)
+    grid = raw if edit is None else edit.apply(raw)
+    beats = grid.beats
+    if beats.size >= 2:
+        bars = grid.downbeats.size
+        head = f"{grid.tempo:.1f} BPM, {beats.size} beats, {bars} bar{'s' * (bars != 1)} of {grid.beats_per_bar}"
+    else:
+        head = "no beats found (give --bpm or --beats)"
+    span = f"{args.start:g} .. {args.start + seconds:.2f} s"
+    lines = [f"# {Path(args.music).name} ({span}): {head}",
+             f"# grid: {'as tracked' if edit is None else edit.describe()}"
+             + (f" (tracker: {raw.tempo:.1f} BPM, {raw.beats.size} beats)" if edit is not None else "")]
+    if preview is not None:
+        from PIL import Image
+
+        from .music.beat_grid_preview import draw_beat_grid
+
+        picture = draw_beat_grid(grid, wave, sr, edit=edit, tracked_tempo=raw.tempo, width=args.width)
+        try:
+            Image.fromarray(picture).save(preview)
+        except OSError as e:
+            raise MediaError(f"cannot write --preview {preview} ({e.strerror or e})") from None
+        lines.append(f"# preview: {preview.resolve()}")
+    text = "\n".join(lines) + "\n" + format_beat_list(grid, shift=args.start)
+    print(text, end="")
+    return text
+
+
 def generate_main(args: argparse.Namespace) -> Path:
     from .errors import MediaError
     from .pipeline import check_sampler, generate_video
@@ -130,17 +255,25 @@ def generate_main(args: argparse.Namespace) -> Path:
     from .pipeline import DabFusionPipeline, check_output_path, resolve_device
 
     check_output_path(args.out)
+    beat_edit = beat_edit_from_args(args)
     search = {"clap": args.clap_dir, "wav2clip": args.wav2clip_dir}
     pipe = DabFusionPipeline.from_folder(args.checkpoint, device=resolve_device(args.device), search_dirs=search)
+    # the settings the run samples with, resolved once by the pipeline (an option given wins, else the model
+    # folder's recommendation); the same values go on to generate_video
+    settings = pipe.settings(sampler=args.sampler, steps=args.steps, guidance=args.guidance, seed=args.seed,
+                             overlap=args.overlap)
     if not args.quiet:
         print(pipe.describe(), file=sys.stderr, flush=True)
+        unset = [k for k in ("sampler", "steps", "guidance") if getattr(args, k) is None]
+        print(f"sampling: {settings.describe(from_model=unset)}", file=sys.stderr, flush=True)
     bar = ProgressBar(not args.quiet)
     try:
         return generate_video(args.image, args.music, args.out, pipeline=pipe, start=args.start,
                               seconds=args.seconds, frames=args.frames, fps=args.fps,
-                              sampler=args.sampler, steps=args.steps, guidance=args.guidance, seed=args.seed,
-                              overlap=args.overlap, mask=args.mask, background=args.background, fit=args.fit,
-                              yolo_model=args.yolo, sam_model=args.sam, search_dirs=search, progress=bar)
+                              sampler=settings.sampler, steps=settings.steps, guidance=settings.guidance,
+                              seed=settings.seed, overlap=settings.overlap, mask=args.mask, background=args.background, fit=args.fit,
+                              yolo_model=args.yolo, sam_model=args.sam, search_dirs=search, progress=bar,
+                              beat_edit=beat_edit)
     finally:
         bar.close()
 
@@ -149,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub
+    if args.command == "beats":
+        code, _ = call_for_cli(beats_main, args)
+        return code
     code, path = call_for_cli(generate_main, args)
     if code:
         return code

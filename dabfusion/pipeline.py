@@ -68,6 +68,13 @@ class SamplingSettings:
 
         return int(self.steps or DEFAULT_STEPS[self.sampler])
 
+    def describe(self, from_model: Sequence[str] = ()) -> str:
+        """What is sampled with, for a report: ``"dpm++, 25 steps, guidance 1.5, seed 0"``; the settings
+        named in ``from_model`` (sampler, steps, guidance) are marked as the model's recommendation."""
+        mark = {k: " (model default)" if k in from_model else "" for k in ("sampler", "steps", "guidance")}
+        return (f"{self.sampler}{mark['sampler']}, {self.n_steps} steps{mark['steps']}, "
+                f"guidance {self.guidance:g}{mark['guidance']}, seed {self.seed}")
+
 
 def sampler_names() -> tuple[str, ...]:
     """Sampler names the CLI and the nodes offer (``dpmpp`` is accepted as an alias of ``dpm++``)."""
@@ -103,12 +110,18 @@ class MusicClip:
     silence). ``summary`` is the encoder's embedding of the whole clip (tempo, beats), computed
     on first use (the beat analysis is cached by the encoder, so the windows a sampler needs cost
     no second analysis).
+
+    ``beat_edit``: the creator's :class:`dabfusion.music.beat_grid.BeatGridEdit` of the tracker's grid
+    (offset, tempo halve/double, a BPM, a beat list; times in this ``wave``'s seconds), or None. It is the
+    one grid of the run: the summary (tempo, beats), the sampler's windows and beat clock, and best-of-N
+    scoring all read :attr:`beat_analysis`.
     """
 
     encoder: Any
     wave: np.ndarray
     sample_rate: int
     offset: float = 0.0
+    beat_edit: Any = None
 
     @cached_property
     def summary(self) -> Any:
@@ -117,7 +130,18 @@ class MusicClip:
     def analyze(self, progress: Progress | None = None) -> Any:
         """The encoder's embedding of the whole clip (tempo, beats), with the encoder's stage-by-stage
         ``progress``; the encoder caches it, so :attr:`summary` and the sampler's windows reuse it."""
-        return self.encoder.encode(self.wave, self.sample_rate, progress=progress)
+        kw = {} if self.beat_edit is None else {"beat_edit": self.beat_edit}
+        return self.encoder.encode(self.wave, self.sample_rate, progress=progress, **kw)
+
+    @property
+    def beat_analysis(self) -> Any:
+        """The beat grid of the run: the tracker's analysis of the whole clip with :attr:`beat_edit` applied."""
+        if hasattr(self.encoder, "beat_analysis"):
+            kw = {} if self.beat_edit is None else {"beat_edit": self.beat_edit}
+            return self.encoder.beat_analysis(self.wave, self.sample_rate, **kw)
+        from .music.beat_grid import edited_analysis
+
+        return edited_analysis(self.wave, self.sample_rate, self.beat_edit)
 
     @property
     def duration(self) -> float:
@@ -131,11 +155,12 @@ class MusicClip:
         """The music as the diffusion sampler reads it (:class:`dabfusion.diffusion.MusicWindows`)."""
         from .diffusion import MusicWindows
 
-        return MusicWindows(self.encoder, self.wave, self.sample_rate, fps, self.offset)
+        return MusicWindows(self.encoder, self.wave, self.sample_rate, fps, self.offset, beat_edit=self.beat_edit)
 
     def describe(self) -> str:
+        grid = "" if self.beat_edit is None else f" (beat grid: {self.beat_edit.describe()})"
         return (f"{self.duration:.2f} s of music, tempo {self.summary.tempo:.1f} BPM, "
-                f"{len(self.summary.beats)} beats")
+                f"{len(self.summary.beats)} beats{grid}")
 
 
 @dataclass
@@ -259,6 +284,21 @@ def resolve_length(*, fps: float, seconds: float | None = None, frames: int | No
     if n < 1:
         raise DabFusionError(f"the music is {music_seconds:.3f} s long, less than one frame at {fps:g} fps")
     return n
+
+
+def clamp_to_music(n_frames: int, *, fps: float, music_seconds: float) -> tuple[int, str]:
+    """The one rule for a clip asked longer than its music: it ends with the music. Returns the number of
+    frames to make and, when it was cut, a sentence saying so (the CLI logs it as a warning, the sampler
+    node puts it in its report); ``music_seconds``: the music there is from the clip's start."""
+    n_frames = int(n_frames)
+    available = int(math.floor(music_seconds * fps + 1e-6))
+    if n_frames <= available:
+        return n_frames, ""
+    if available < 1:
+        raise DabFusionError(f"the music is {music_seconds:.3f} s long, less than one frame at {fps:g} fps")
+    return available, (f"{n_frames} frames ({n_frames / fps:.2f} s) were asked for, but the music has only "
+                       f"{music_seconds:.2f} s: the video ends with the music, {available} frames "
+                       f"({available / fps:.2f} s)")
 
 
 def load_music(path: str | os.PathLike, *, start: float = 0.0, seconds: float | None = None,
@@ -514,10 +554,14 @@ class DabFusionPipeline:
 
     # -------------------------------------------------------------- the steps
     def encode_music(self, wave: Any, sample_rate: int, *, offset: float = 0.0,
-                     what: str = "the music") -> MusicClip:
-        """Check the audio (numpy or torch, ``[S]`` / ``[C, S]``) and wrap it with this model's encoder."""
+                     what: str = "the music", beat_edit: Any = None) -> MusicClip:
+        """Check the audio (numpy or torch, ``[S]`` / ``[C, S]``) and wrap it with this model's encoder.
+
+        ``beat_edit``: a :class:`dabfusion.music.beat_grid.BeatGridEdit` of the tracker's beat grid (times
+        in this audio's seconds), used by everything that reads the clip's grid."""
+        edit = None if beat_edit is None or beat_edit.is_identity else beat_edit
         return MusicClip(encoder=self.music, wave=as_wave(wave, what), sample_rate=int(sample_rate),
-                         offset=float(offset))
+                         offset=float(offset), beat_edit=edit)
 
     def prepare_reference(self, image: Any, **kw: Any) -> tuple[np.ndarray, np.ndarray | None]:
         """:func:`prepare_reference` at this model's size and on its device."""
@@ -606,11 +650,12 @@ class DabFusionPipeline:
                        fps: float | None = None, settings: SamplingSettings | None = None,
                        progress: Progress | None = None, **setting_kw: Any) -> tuple[FlowLatent, list[Candidate]]:
         """The best of ``candidates`` dances: seeds ``seed, seed + 1, ...`` sampled one by one (each
-        reproducible alone), rendered and scored by 2D-MM Align against the music's beats; returns the
-        best clip's flows and every candidate, best first."""
+        reproducible alone), rendered and scored by 2D-MM Align against the music's beats (the clip's
+        grid, :attr:`MusicClip.beat_analysis`: a creator's beat grid edit included); returns the best
+        clip's flows and every candidate, best first."""
         from dataclasses import replace
 
-        from .metrics.mm_align import mm_align, music_beat_times
+        from .metrics.mm_align import mm_align
 
         candidates = int(candidates)
         if candidates < 1:
@@ -620,7 +665,7 @@ class DabFusionPipeline:
         elif setting_kw:
             raise TypeError("give either settings or setting keywords, not both")
         fps = float(fps or self.fps)
-        beats = music_beat_times(music.wave, music.sample_rate)
+        beats = np.asarray(music.beat_analysis.beats, dtype=np.float64)
         sampling = self.sampling_units(n_frames, settings)
         per = sampling + math.ceil(int(n_frames) / RENDER_CHUNK)
         total = per * candidates
@@ -673,16 +718,20 @@ class DabFusionPipeline:
                  steps: int | None = None, guidance: float | None = None, seed: int = 0,
                  overlap: int | None = None, mask: Any = None, background: Any = None, fit: str = "crop",
                  yolo_model: Any = None, sam_model: Any = None, progress: Progress | None = None,
-                 stream: bool = False) -> Generation:
+                 stream: bool = False, beat_edit: Any = None) -> Generation:
         """Make the person in ``image`` dance to ``wave`` (``[C, S]`` at ``sample_rate``, from its start).
 
         ``stream``: the frames come as a :class:`dabfusion.flow_ae.FrameStream` drawn while they are
-        consumed (give it to :func:`write_generation`), not as one array.
+        consumed (give it to :func:`write_generation`), not as one array. ``beat_edit``: a
+        :class:`dabfusion.music.beat_grid.BeatGridEdit` of the tracker's beat grid (times in ``wave``'s seconds).
         """
         fps = float(fps or self.fps)
         settings = self.settings(sampler=sampler, steps=steps, guidance=guidance, seed=seed, overlap=overlap)
-        music = self.encode_music(wave, sample_rate)
+        music = self.encode_music(wave, sample_rate, beat_edit=beat_edit)
         n = resolve_length(fps=fps, seconds=seconds, frames=frames, music_seconds=music.duration)
+        n, cut = clamp_to_music(n, fps=fps, music_seconds=music.duration - music.offset)
+        if cut:
+            log.warning(cut)
         start_frame, _ = self.prepare_reference(image, mask=mask, background=background, fit=fit,
                                                 yolo_model=yolo_model, sam_model=sam_model)
         ref = self.encode_reference(start_frame)
@@ -774,7 +823,9 @@ def generate_video(image: str | os.PathLike, music: str | os.PathLike, out: str 
                    **generate_kw: Any) -> Path:
     """Files in, MP4 out: the whole product in one call (what ``python -m dabfusion generate`` runs).
 
-    ``generate_kw``: the pipeline call's sampling, reference and progress keywords.
+    ``generate_kw``: the pipeline call's sampling, reference and progress keywords. Its ``beat_edit`` (a
+    :class:`dabfusion.music.beat_grid.BeatGridEdit`) has its beat list in the music file's seconds: it is
+    cut to the part used (``start`` ...).
     """
     import inspect
     import json
@@ -800,17 +851,21 @@ def generate_video(image: str | os.PathLike, music: str | os.PathLike, out: str 
     # tracker sees the beat that closes the clip (the MP4's audio is cut to the video's length).
     want = frames / fps_ if frames is not None else seconds
     wave, sr = load_music(music, start=start, seconds=None if want is None else float(want) + 1.0)
+    if generate_kw.get("beat_edit") is not None:
+        generate_kw["beat_edit"] = generate_kw["beat_edit"].cut(start, wave.shape[-1] / sr)
     gen = pipeline(picture, wave, sr, seconds=seconds, frames=frames, fps=fps_, mask=person, stream=True,
                    **generate_kw)
     seed = generate_kw.get("seed", 0)
+    info = {"model": pipeline.name, "seed": seed, "fps": gen.fps, "frames": len(gen.frames), "start": start,
+            "image": os.fspath(image), "music": os.fspath(music)}
+    if generate_kw.get("beat_edit") is not None:
+        info["beat_grid"] = generate_kw["beat_edit"].describe()
     meta = {"comment": f"Dance Any Beat (DabFusion): model {pipeline.name}, seed {seed}",
-            "dabfusion": json.dumps({"model": pipeline.name, "seed": seed, "fps": gen.fps, "frames": len(gen.frames),
-                                     "start": start, "image": os.fspath(image), "music": os.fspath(music)},
-                                    sort_keys=True)}
+            "dabfusion": json.dumps(info, sort_keys=True)}
     return write_generation(out, gen, metadata=meta)
 
 
 __all__ = ["Candidate", "DabFusionPipeline", "FlowLatent", "Generation", "MusicClip", "ReferenceLatent", "SAMPLING_DEFAULTS",
-           "SamplingSettings", "as_wave", "check_output_path", "check_sampler", "clear_pipeline_cache",
+           "SamplingSettings", "as_wave", "check_output_path", "check_sampler", "clamp_to_music", "clear_pipeline_cache",
            "describe_candidates", "generate_video", "load_music", "prepare_reference", "resolve_device", "resolve_length",
            "sampler_names", "write_generation"]

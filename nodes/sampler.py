@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dabfusion.diffusion.schedule import DEFAULT_STEPS, SAMPLERS
+from dabfusion.diffusion.schedule import SAMPLERS
 from dabfusion.errors import DabFusionError
-from dabfusion.pipeline import SAMPLING_DEFAULTS
 
 from . import comfy_compat as compat
 from .common import CATEGORY, FLOWS, LATENT, MODEL, MUSIC
 
 UNITS = ("seconds", "frames")
+#: The sampler choice that takes the model folder's recommendation (as steps 0 and guidance -1 do); an
+#: explicit value wins. Resolved by DabFusionPipeline.settings, the one place that reads the folder's
+#: recommendation. Saved workflows from before keep their explicit values (still valid choices).
+MODEL_DEFAULT = "model default"
 
 
 class FlowDiffusionSampler:
@@ -23,9 +26,11 @@ class FlowDiffusionSampler:
                    "beats (2D-MM Align) and keeps the best; 'scores' lists every seed's score.")
     CATEGORY = f"{CATEGORY}/generate"
     RETURN_TYPES = (FLOWS, "STRING")
-    RETURN_NAMES = ("flows", "scores")
+    RETURN_NAMES = ("flows", "report")
     OUTPUT_TOOLTIPS = ("Latent flows + occlusions for Warp and Decode (the best candidate's).",
-                       "Each candidate seed's 2D-MM Align against the music, best first (one line per seed).")
+                       "Each candidate seed's 2D-MM Align against the music, best first (one line per seed), "
+                       "then the settings sampled with ('model default' where the model's recommendation was "
+                       "used) and, when the length was cut to the music, why.")
     FUNCTION = "sample"
 
     @classmethod
@@ -37,12 +42,17 @@ class FlowDiffusionSampler:
                 "music": (MUSIC, {"tooltip": "The music from Music Encoder (same model)."}),
                 "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
                                  "tooltip": "Random seed: the same seed gives the same dance."}),
-                "steps": ("INT", {"default": DEFAULT_STEPS[SAMPLING_DEFAULTS.sampler], "min": 1, "max": 1000,
-                                  "tooltip": "Denoising steps (dpm++: 15-30, ddim: 50, ddpm: 1000)."}),
-                "sampler": (list(SAMPLERS), {"default": SAMPLING_DEFAULTS.sampler,
-                                             "tooltip": "dpm++ (DPM-Solver++ 2M), ddim, or ddpm (the paper's)."}),
-                "guidance": ("FLOAT", {"default": SAMPLING_DEFAULTS.guidance, "min": 0.0, "max": 20.0, "step": 0.1,
-                                       "tooltip": "Classifier-free guidance on the music: 1 = off (fastest); "
+                "steps": ("INT", {"default": 0, "min": 0, "max": 1000,
+                                  "tooltip": "Denoising steps; 0 = the model's recommendation (the report shows "
+                                             "the value used). dpm++: 15-30, ddim: 50, ddpm: 1000."}),
+                "sampler": ([MODEL_DEFAULT, *SAMPLERS], {"default": MODEL_DEFAULT,
+                                                          "tooltip": "'model default' = the sampler the model "
+                                                                     "recommends; dpm++ (DPM-Solver++ 2M), ddim, or "
+                                                                     "ddpm (the paper's)."}),
+                "guidance": ("FLOAT", {"default": -1.0, "min": -1.0, "max": 20.0, "step": 0.1,
+                                       "tooltip": "Classifier-free guidance on the music; -1 = the model's "
+                                                  "recommendation (the report shows the value used). 1 = off "
+                                                  "(fastest); "
                                                   "higher follows the music more strongly (twice the compute)."}),
                 "length": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 100000.0, "step": 0.1,
                                      "tooltip": "Length of the video in 'length_unit'; 0 = as long as the music."}),
@@ -65,15 +75,15 @@ class FlowDiffusionSampler:
 
     @classmethod
     def VALIDATE_INPUTS(cls, sampler, length_unit="seconds"):
-        if sampler not in SAMPLERS:
-            return f"sampler must be one of {SAMPLERS}, got {sampler!r}"
+        if sampler != MODEL_DEFAULT and sampler not in SAMPLERS:
+            return f"sampler must be one of {(MODEL_DEFAULT, *SAMPLERS)}, got {sampler!r}"
         if length_unit not in UNITS:
             return f"length_unit must be one of {UNITS}, got {length_unit!r}"
         return True
 
     def sample(self, model, latent, music, seed, steps, sampler, guidance, length, length_unit, fps, overlap=-1,
                candidates=1):
-        from dabfusion.pipeline import describe_candidates, resolve_length
+        from dabfusion.pipeline import clamp_to_music, describe_candidates, resolve_length
 
         fps = float(fps) or model.fps
         length = float(length)
@@ -87,15 +97,21 @@ class FlowDiffusionSampler:
             n = resolve_length(fps=fps, frames=int(length))
         else:
             n = resolve_length(fps=fps, seconds=length)
-        settings = model.settings(sampler=sampler, steps=int(steps), guidance=float(guidance), seed=int(seed),
-                                  overlap=None if int(overlap) < 0 else int(overlap))
+        n, cut = clamp_to_music(n, fps=fps, music_seconds=music.duration - music.offset)
+        given = {"sampler": None if sampler == MODEL_DEFAULT else sampler,
+                 "steps": int(steps) if int(steps) > 0 else None,
+                 "guidance": float(guidance) if float(guidance) >= 0 else None}
+        settings = model.settings(**given, seed=int(seed), overlap=None if int(overlap) < 0 else int(overlap))
+        used = f"sampling: {settings.describe(from_model=[k for k, v in given.items() if v is None])}; " \
+               f"{n} frames at {fps:g} fps ({n / fps:.2f} s)"
+        notes = used + (f"\nlength: {cut}" if cut else "")
         # the U-Net and the music encoder (a clip's windows may need its networks again); best of N decodes too
         compat.load_models(model, ("diffusion", "music") + (("flow_ae",) if int(candidates) > 1 else ()))
         if int(candidates) <= 1:
             bar = compat.ProgressBar(model.sampling_units(n, settings))
             flows = model.sample_flows(latent, music, n_frames=n, fps=fps, settings=settings, progress=bar)
-            return (flows, f"seed {settings.seed} (not scored: candidates = 1)")
+            return (flows, f"seed {settings.seed} (not scored: candidates = 1)\n{notes}")
         bar = compat.ProgressBar(1)  # sample_best_of reports its own total
         flows, drawn = model.sample_best_of(latent, music, n_frames=n, candidates=int(candidates), fps=fps,
                                             settings=settings, progress=bar)
-        return (flows, describe_candidates(drawn))
+        return (flows, f"{describe_candidates(drawn)}\n{notes}")

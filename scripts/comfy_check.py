@@ -22,8 +22,9 @@ What it does, leaving the ComfyUI checkout untouched (ComfyUI >= 0.3.x with ``--
    ``/history/{id}``, and checks that the MP4 has a video and an audio stream and the workflow in
    its metadata; core Save Video (when the ComfyUI has it) also saves the pack's VIDEO output.
    Every core Preview Image and Preview Any of a template is checked in the /history outputs: the
-   image files were saved (Beat Alignment's plot among them), the sampler's ``scores`` text has one
-   line per candidate seed (seed .. seed + N - 1, best first) and Beat Alignment's report its scores.
+   image files were saved (Beat Alignment's plot among them), the sampler's ``report`` text has one
+   line per candidate seed (seed .. seed + N - 1, best first) and the settings sampled with, and Beat
+   Alignment's report its scores.
    A template with a Beat Alignment node gets at least BEAT_SECONDS of music, since beat tracking
    finds no beat in the example's first second.
 
@@ -295,8 +296,8 @@ def check_previews(entry: dict, api: dict, base: Path) -> int:
     """Core Preview Image / Preview Any of a template, in the /history outputs; the number checked.
 
     Preview Image: its image files exist (Beat Alignment's plot: a picture wider than tall). Preview
-    Any fed by the sampler's ``scores``: one line per candidate seed, seeds seed .. seed + N - 1, best
-    first; fed by Beat Alignment's ``report``: the scores and the tempo."""
+    Any fed by the sampler's ``report``: one line per candidate seed, seeds seed .. seed + N - 1, best
+    first, and the settings sampled with; fed by Beat Alignment's ``report``: the scores and the tempo."""
     from PIL import Image
 
     checked = 0
@@ -330,6 +331,10 @@ def check_previews(entry: dict, api: dict, base: Path) -> int:
             if src == "DabFusionSampler":
                 sampler = api[src_id]["inputs"]
                 n, seed = int(sampler.get("candidates", 1)), int(sampler["seed"])
+                if not any(line.startswith("sampling: ") and " steps" in line and "guidance" in line
+                           for line in lines):
+                    raise CheckFailed(f"{what}: the report does not show the settings sampled with: {lines}")
+                lines = [line for line in lines if not line.startswith(("sampling: ", "length: "))]
                 seeds = []
                 for line in lines if n > 1 else []:  # one candidate: "seed S (not scored ...)"
                     head = line.split(":")[0].split()

@@ -13,7 +13,8 @@ the pack places in ComfyUI's input folder). The card shows the template's input 
 of the clip it generated, and beneath them the music's waveform with its beats (ticks) and where the
 frames shown sit in time (dots). A template with a Beat Alignment node shows instead what it adds:
 its plot of the motion speed against the beat grid and the sampler's score of every seed (the best
-of N). Steps and length are lowered (--steps, --seconds) so a CPU makes them all in a few minutes;
+of N); a template that previews Load Music's beat grid shows that picture of the grid on the music
+under the frames. Steps and length are lowered (--steps, --seconds) so a CPU makes them all in a few minutes;
 the graphs themselves (the number of candidates included) are not changed.
 """
 
@@ -50,7 +51,7 @@ def run_graph(api: dict, classes: dict, steps: int, seconds: float) -> dict[str,
     for node in api.values():
         inputs = node["inputs"]
         if node["class_type"] == "DabFusionSampler":
-            inputs["steps"] = min(inputs["steps"], steps)
+            inputs["steps"] = min(inputs["steps"] or steps, steps)  # 0: the model's recommendation, lowered too
             if inputs.get("length"):
                 inputs["length"] = min(inputs["length"], seconds * 2)  # still several windows
         if node["class_type"] == "DabFusionLoadMusic" and inputs.get("duration"):
@@ -82,9 +83,10 @@ def photo_tile(path: Path) -> Image.Image:
     return Image.alpha_composite(board, img).convert("RGB")
 
 
-def waveform_strip(wave: np.ndarray, sr: int, marks: list[float], width: int, height: int) -> Image.Image:
-    """The music's envelope, its beats (ticks) and the times of the frames shown (dots)."""
-    from dabfusion.music.beats import analyze_beats
+def waveform_strip(wave: np.ndarray, sr: int, marks: list[float], width: int, height: int,
+                   beat_edit=None) -> Image.Image:
+    """The music's envelope, its beats (ticks: the grid the graph used) and the times of the frames shown (dots)."""
+    from dabfusion.music.beat_grid import edited_analysis
 
     strip = Image.new("RGB", (width, height), PANEL)
     draw = ImageDraw.Draw(strip)
@@ -97,7 +99,7 @@ def waveform_strip(wave: np.ndarray, sr: int, marks: list[float], width: int, he
     for x, e in enumerate(env):
         h = max(1, int(e * (height * 0.38)))
         draw.line([x, mid - h, x, mid + h], fill=MUTED)
-    for t in analyze_beats(mono, sr).beats:
+    for t in edited_analysis(mono, sr, beat_edit).beats:
         x = int(t / duration * (width - 1))
         draw.line([x, 2, x, height - 3], fill=ACCENT, width=2)
     for t in marks:
@@ -125,8 +127,11 @@ def compose(frames, fps: float, audio: dict, photo: Path, photo_label: str, grid
         draw.rectangle([x, y + tile - label.size - 8, x + tw + 10, y + tile], fill=BG)
         draw.text((x + 5, y + tile - label.size - 5), text, fill=ACCENT if text == photo_label else FG,
                   font=label)
+    from dabfusion.media.comfy import audio_beat_edit
+
     wave = audio["waveform"][0].cpu().numpy()
-    strip = waveform_strip(wave, int(audio["sample_rate"]), [i / fps for i in picks], SIZE - 2 * x0, strip_h - gap)
+    strip = waveform_strip(wave, int(audio["sample_rate"]), [i / fps for i in picks], SIZE - 2 * x0, strip_h - gap,
+                           beat_edit=audio_beat_edit(audio))
     card.paste(strip, (x0, SIZE - strip_h))
     return card
 
@@ -162,6 +167,38 @@ def compose_beat_check(frames, fps: float, photo: Path, plot, scores: str) -> Im
     return card
 
 
+def compose_beat_grid(frames, fps: float, photo: Path, audio: dict) -> Image.Image:
+    """A square card for a beat grid template: the input image and two frames, and under them the beat grid on
+    the music as Load Music's beat_grid output draws it (here at the card's width)."""
+    from dabfusion.media.comfy import audio_beat_edit
+    from dabfusion.music.beat_grid import edited_analysis, tracked_analysis
+    from dabfusion.music.beat_grid_preview import draw_beat_grid
+
+    n = frames.shape[0]
+    card = Image.new("RGB", (SIZE, SIZE), BG)
+    draw = ImageDraw.Draw(card)
+    gap = 8
+    tile = (SIZE - 4 * gap) // 3
+    label = font(max(12, tile // 9))
+    picks = np.linspace(0, n - 1, 4).round().astype(int)[[1, 3]]
+    tiles = [(photo_tile(photo), "image")] + [(to_pil(frames[i]), f"{i / fps:.1f} s") for i in picks]
+    for k, (img, text) in enumerate(tiles):
+        x, y = gap + k * (tile + gap), gap
+        card.paste(img.resize((tile, tile), Image.Resampling.LANCZOS), (x, y))
+        tw = draw.textlength(text, font=label)
+        draw.rectangle([x, y + tile - label.size - 8, x + tw + 10, y + tile], fill=BG)
+        draw.text((x + 5, y + tile - label.size - 5), text, fill=ACCENT if k == 0 else FG, font=label)
+    wave, sr = audio["waveform"][0].cpu().numpy(), int(audio["sample_rate"])
+    edit = audio_beat_edit(audio)
+    top = 2 * gap + tile
+    width, room = SIZE - 2 * gap, SIZE - top - gap
+    row_height = room - 2 * 11 - 22 - (11 + 12) - 4  # GridLayout at this width: 11 px type
+    picture = draw_beat_grid(edited_analysis(wave, sr, edit), wave, sr, edit=edit, width=width,
+                             row_height=row_height, tracked_tempo=tracked_analysis(wave, sr).tempo)
+    card.paste(Image.fromarray(picture), (gap, top))
+    return card
+
+
 def make(stem: str, classes: dict, steps: int, seconds: float) -> Path:
     api = json.loads((WORKFLOWS / "api" / f"{stem}.json").read_text(encoding="utf-8"))
     print(f"{stem}:", flush=True)
@@ -172,7 +209,12 @@ def make(stem: str, classes: dict, steps: int, seconds: float) -> Path:
     photo = EXAMPLES / api[by_type["LoadImage"]]["inputs"]["image"]
     label = "photo" if "DabFusionSegmentPerson" in by_type else "image"
     grid = 3 if "long" in stem.lower() else 2
-    if "DabFusionBeatAlignment" in by_type:
+    music_node = by_type["DabFusionLoadMusic"]
+    previews_grid = any(node["class_type"] == "PreviewImage" and node["inputs"].get("images") == [music_node, 2]
+                        for node in api.values())
+    if previews_grid:
+        card = compose_beat_grid(frames, float(fps), photo, audio)
+    elif "DabFusionBeatAlignment" in by_type:
         plot = results[by_type["DabFusionBeatAlignment"]][4]
         scores = results[by_type["DabFusionSampler"]][1]
         card = compose_beat_check(frames, float(fps), photo, plot, scores)

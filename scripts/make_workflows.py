@@ -218,9 +218,9 @@ def _core_chain(image_node: int, music_seconds: float, length: float, x0: int = 
                                                       "path": ""}),
         Node(4, "DabFusionMusicEncoder", (x0 + 400, music_y)),
         Node(5, "DabFusionFlowAEEncode", (x0 + 400, 160), {"fit": "crop"}),
-        Node(6, "DabFusionSampler", (x0 + 800, 120), {"seed": seed, "steps": 25, "sampler": "dpm++", "guidance": 1.0,
-                                                      "length": length, "length_unit": "seconds", "fps": 0.0,
-                                                      "overlap": -1}),
+        # steps, sampler and guidance: the widgets' defaults, i.e. the model folder's recommendation
+        Node(6, "DabFusionSampler", (x0 + 800, 120), {"seed": seed, "length": length, "length_unit": "seconds",
+                                                      "fps": 0.0, "overlap": -1}),
         Node(7, "DabFusionWarpDecode", (x0 + 1200, 120), {"chunk_size": 16}),
         Node(8, "DabFusionVideoCombine", (x0 + 1600, 120), {"fps": 30.0, "filename_prefix": "DanceAnyBeat/dance",
                                                             "crf": 19}),
@@ -260,10 +260,20 @@ def graphs() -> list[Graph]:
             n.widgets.update(filename_prefix="DanceAnyBeat/best_of_4", beat_overlay=True)
     d_nodes += [Node(9, "DabFusionBeatAlignment", (1200, 560), {"sigma": 3.0, "analysis_size": 0}),
                 Node(10, "PreviewImage", (1600, 560), title="Motion speed vs beats"),
-                Node(11, "PreviewAny", (800, 620), title="Scores of the seeds (best first)"),
+                Node(11, "PreviewAny", (800, 620), title="Scores of the seeds (best first) and the settings used"),
                 Node(12, "PreviewAny", (2000, 560), title="Beat report")]
     d_links += [(7, 0, 9, "images"), (3, 0, 9, "audio"), (7, 1, 9, "fps"),
                 (9, 4, 10, "images"), (6, 1, 11, "source"), (9, 5, 12, "source")]
+    e_nodes, e_links = _core_chain(2, 4.0, 0.0)
+    e_nodes.insert(1, Node(2, "LoadImage", (0, 180), {"image": IMAGE}))
+    for n in e_nodes:
+        if n.type == "DabFusionLoadMusic":
+            n.title = "Load Music (beat grid controls)"
+            n.widgets.update(beat_offset=0.0, tempo="as tracked", bpm=0.0, beats="")
+        if n.type == "DabFusionVideoCombine":
+            n.widgets.update(filename_prefix="DanceAnyBeat/beat_grid", beat_overlay=True)
+    e_nodes.append(Node(9, "PreviewImage", (400, 820), title="Beat grid: an orange line on every kick?"))
+    e_links.append((3, 2, 9, "images"))
     return [
         Graph("dance_any_beat_image_music", "Image + music -> dancing video (MP4 with the music).", a_nodes, a_links,
               _ABOUT + " Pick a start frame and a music file; 'length' 0 makes the video as long as the music.",
@@ -290,6 +300,17 @@ def graphs() -> list[Graph]:
               "motion speed against the beat grid; Video Combine flashes each beat (beat_overlay, off by default "
               "elsewhere). More candidates take proportionally longer.",
               title="Dance Any Beat - beat check (best of 4)"),
+        Graph("dance_any_beat_beat_grid",
+              "The beat grid: see the beats the dance will follow, and move, re-time or replace them before "
+              "sampling.", e_nodes, e_links,
+              _ABOUT + " Load Music's beat controls set the grid the dance follows, and 'Beat grid' shows it on "
+              "the music: orange lines are beats, red ones bar starts, blue peaks the music's attacks (kicks, "
+              "snares). To look before sampling, right-click the Beat grid preview and queue only that output. "
+              "If the lines sit half-way between the kicks, set beat_offset 0.5; twice too many or too few lines: "
+              "tempo halve / double; a steady song: bpm; your own beats (a text file from your DAW, one time in "
+              "seconds per line, or a typed list): beats. Music Encoder, the sampler, the beat overlay of Video "
+              "Combine (on here) and Beat Alignment all follow the same grid.",
+              title="Dance Any Beat - beat grid"),
     ]
 
 

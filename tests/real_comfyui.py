@@ -1,6 +1,7 @@
 """ComfyUI's real runtime modules for the tests that run a node both ways (compat fallback and ComfyUI).
 
-``DABFUSION_COMFYUI`` names a ComfyUI checkout (its requirements must be in this Python). The
+``DABFUSION_COMFYUI`` names a ComfyUI checkout (its requirements must be in this Python; ``make test``
+installs them); unset, ``../shared/comfyui`` beside the clone is used when it is there; empty: none. The
 ``comfyui`` fixture imports ``comfy.utils`` and ``comfy.model_management`` (and the model patcher)
 from it in CPU mode, as ``main.py --cpu`` does, and removes them again at the end of the module;
 ComfyUI's top-level modules (its ``nodes``, ``utils``) never stay importable, so other tests'
@@ -11,10 +12,13 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
-COMFYUI = os.environ.get("DABFUSION_COMFYUI", "")
+#: ../shared/comfyui beside the clone (what `make test` uses) unless DABFUSION_COMFYUI says otherwise ("" = none).
+SHARED_COMFYUI = Path(__file__).resolve().parents[1].parent / "shared" / "comfyui"
+COMFYUI = os.environ.get("DABFUSION_COMFYUI", str(SHARED_COMFYUI) if (SHARED_COMFYUI / "main.py").is_file() else "")
 
 
 def import_comfyui(root: str):
@@ -36,8 +40,9 @@ def import_comfyui(root: str):
 @pytest.fixture(scope="module")
 def comfyui():
     if not COMFYUI:
-        pytest.skip("ComfyUI variant: set DABFUSION_COMFYUI to a ComfyUI checkout (and run with a Python that "
-                    "has its requirements) to run the nodes through ComfyUI's own progress bar and model management")
+        pytest.skip("ComfyUI variant: no ComfyUI (neither ../shared/comfyui beside the clone nor DABFUSION_COMFYUI "
+                    "set to a ComfyUI checkout, with its requirements in this Python: `make test` installs them) "
+                    "to run the nodes through ComfyUI's own executor, progress bar and model management")
     before = set(sys.modules)
     try:
         cu, mm = import_comfyui(COMFYUI)

@@ -19,37 +19,15 @@ import torch
 
 from dabfusion.errors import ModelFileError
 from dabfusion.music import clap_branch as cb
+from dabfusion.testing import clap_reference as reference
+from dabfusion.testing.clap_reference import TINY, clips, randomise
 
 HAS_LAION = importlib.util.find_spec("laion_clap") is not None
 needs_laion = pytest.mark.skipif(not HAS_LAION, reason="laion-clap is not installed (pip install .[laion])")
-TINY = {"embed_dim": 16, "depths": [2, 2, 1, 1], "num_heads": [1, 2, 2, 4]}
 ROOT = Path(__file__).resolve().parents[1]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def clips(seed: int = 0) -> list[np.ndarray]:
-    """A 3 s clip (repeat-padded to 10 s) and a full 10 s one, mono 48 kHz."""
-    rng = np.random.default_rng(seed)
-    return [(0.2 * rng.standard_normal(3 * 48000)).astype(np.float32),
-            (0.1 * rng.standard_normal(cb.CLIP_SAMPLES)).astype(np.float32)]
-
-
-def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random weights everywhere, batch-norm statistics included (they must map too)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for n, t in list(model.named_parameters()) + list(model.named_buffers()):
-            if "spectrogram_extractor" in n or "logmel_extractor" in n or not t.is_floating_point():
-                continue
-            if n.endswith(("relative_position_index", "attn_mask", "window", "filters")):
-                continue
-            if n.endswith("running_var"):
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-            else:
-                t.copy_(0.2 * torch.randn(t.shape, generator=g))
-    return model
 
 
 def laion_tower(fusion: str | None, seed: int = 0):
@@ -57,6 +35,21 @@ def laion_tower(fusion: str | None, seed: int = 0):
 
     torch.manual_seed(seed)
     return randomise(LaionClapAudioEncoder("tiny-test", fusion, htsat=TINY), seed)
+
+
+@pytest.mark.parametrize("case", sorted(reference.CASES))
+def test_laion_checkpoint_through_transformers_equals_laion_claps_saved_embedding(case, tmp_path):
+    """Without laion_clap (numpy 2): the tiny random checkpoint rebuilt from its seed, loaded through the
+    product's LAION .pt path, embeds the test clips as laion_clap's HTSAT did on the same file
+    (tests/data/clap_laion_reference.npz, written by scripts/make_clap_reference.py in a numpy-1 venv)."""
+    saved = np.load(reference.REFERENCE)
+    path = reference.write_checkpoint(reference.CASES[case], tmp_path / "clap.pt")
+    assert reference.audio_fingerprint(path) == str(saved[f"{case}/fingerprint"]), (
+        "the rebuilt checkpoint is not the one the reference was computed on: re-run "
+        "scripts/make_clap_reference.py in a venv with laion-clap")
+    ours = cb.load_clap_audio(path)
+    assert ours.backend == "transformers" and ours.fusion_type == reference.CASES[case]
+    np.testing.assert_allclose(ours.embed_clips(clips()), saved[f"{case}/embedding"], atol=2e-5)
 
 
 @needs_laion

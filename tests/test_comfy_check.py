@@ -47,7 +47,8 @@ def history(api: dict, base: Path, scores: str, report: str, plot_size=(768, 288
 
 
 SCORES = ("best seed 2: 2D-MM Align 0.616\n     seed 0: 2D-MM Align 0.593\n     seed 3: 2D-MM Align 0.560\n"
-          "     seed 1: 2D-MM Align 0.540")
+          "     seed 1: 2D-MM Align 0.540\nsampling: dpm++ (model default), 25 steps (model default), guidance 1.5 "
+          "(model default), seed 0; 60 frames at 30 fps (2.00 s)")
 REPORT = ("2D-MM Align 0.616  (sigma 3 frames; 5 kinematic beats vs 5 music beats)\n"
           "AV-Align    0.100  (1 hits; 6 audio onsets, 4 motion peaks)\n"
           "tempo 127.6 BPM; clip 60 frames at 30 fps = 2.00 s, audio 2.00 s")
@@ -59,9 +60,10 @@ def test_the_template_shows_scores_report_and_plot(cc, tmp_path):
 
 
 @pytest.mark.parametrize("scores", [
-    "\n".join(SCORES.splitlines()[:3]),  # a candidate missing
+    "\n".join(SCORES.splitlines()[:3] + SCORES.splitlines()[4:]),  # a candidate missing
     SCORES.replace("seed 3", "seed 7"),  # not the seeds seed .. seed + 3
     SCORES.replace("best seed", "     seed"),  # no best first
+    SCORES.rsplit("\n", 1)[0],  # no settings line
     "",
 ])
 def test_wrong_scores_fail(cc, tmp_path, scores):

@@ -118,3 +118,29 @@ def test_av_align_of_synchronised_and_shifted_clips(clip):
     longer = _clicks(np.concatenate([times, [4.5, 5.0, 5.5]]), 6.0)
     assert av_align(video, FPS, longer, SR).score == pytest.approx(synced.score)
     assert av_align(video, FPS, longer, SR, trim_audio=False).score < synced.score
+
+
+def test_a_clip_with_too_few_onsets_says_av_align_cannot_be_measured():
+    """Issue 21: a 2 s clip of the example music has 4 onsets; its AV-Align of 0 is chance, and the report
+    says so; with 8 onsets or more there is no such note. The chance level is what random peaks get."""
+    from dabfusion.metrics.av_align import MIN_ONSETS, chance_iou
+    from dabfusion.metrics.beat_report import BeatReport
+
+    def report(n_onsets: int, seconds: float) -> BeatReport:
+        fps = 30.0
+        n = int(seconds * fps)
+        return BeatReport(mm_align=0.5, av_align=0.0, tempo=120.0, beat_times=np.arange(0.5, seconds, 0.5),
+                          all_beat_times=np.arange(0.5, seconds, 0.5), speed=np.zeros(n), smooth_speed=np.zeros(n),
+                          kinematic_beats=np.zeros(0, int), audio_peaks=np.linspace(0.2, seconds - 0.2, n_onsets),
+                          video_peaks=np.linspace(0.1, seconds - 0.1, 6), av_hits=0, fps=fps, n_frames=n,
+                          audio_seconds=seconds)
+
+    short = report(4, 2.0)
+    assert not short.av_measurable and "AV-Align cannot be measured on this clip: it has 4 audio onsets" in short.summary()
+    long = report(MIN_ONSETS, 8.0)
+    assert long.av_measurable and "cannot be measured" not in long.summary()
+    assert f"motion peaks at random times: {long.av_chance:.3f}" in long.summary()
+    # 4 onsets, 6 peaks in 2 s at 30 fps: each onset has a peak within a frame with p = 1 - (1 - 1/30) ** 6
+    p = 1 - (1 - 1 / 30) ** 6
+    assert chance_iou(4, 6, 30.0, 2.0) == pytest.approx(4 * p / (10 - 4 * p))
+    assert chance_iou(0, 6, 30.0, 2.0) == 0.0

@@ -103,11 +103,16 @@ def test_declared_outputs_and_conventions(key):
 # ------------------------------------------------------------------------------ running them
 
 
+RECOMMENDED = {"sampler": "ddim", "steps": 2, "guidance": 3.0}
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("comfy")
     models = root / "models"
     bundle = make_random_bundle(models / "dabfusion" / "tiny_random")
+    # a model folder that recommends other settings than the built-in defaults (bundle.json "defaults")
+    make_random_bundle(models / "dabfusion" / "tiny_recommends", defaults=RECOMMENDED)
     for d in ("input", "output"):
         (root / d).mkdir()
     c = compat()
@@ -137,9 +142,10 @@ def test_every_node_runs_and_returns_its_declared_types(env):
     assert run("DabFusionModelLoader", checkpoint="tiny_random", device="cpu")[1][0] is model  # cached
     music = NODES["DabFusionLoadMusic"]
     assert "dance_any_beat_music.ogg" in music.INPUT_TYPES()["required"]["audio_file"][0]
-    _, (audio, seconds) = run("DabFusionLoadMusic", audio_file="dance_any_beat_music.ogg", start=1.0, duration=2.0)
+    _, (audio, seconds, grid) = run("DabFusionLoadMusic", audio_file="dance_any_beat_music.ogg", start=1.0, duration=2.0)
+    assert grid.shape[0] == 1 and grid.shape[2] == 1024  # the beat grid preview
     assert abs(seconds - 2.0) < 0.01 and audio["waveform"].shape[0] == 1
-    _, (again, _) = run("DabFusionLoadMusic", audio_file="", start=0.5, duration=1.0, audio=audio)
+    _, (again, _, _) = run("DabFusionLoadMusic", audio_file="", start=0.5, duration=1.0, audio=audio)
     assert abs(again["waveform"].shape[-1] / again["sample_rate"] - 1.0) < 0.01
     _, (clip, secs, tempo) = run("DabFusionMusicEncoder", model=model, audio=audio)
     assert abs(secs - 2.0) < 0.01 and tempo > 0
@@ -158,8 +164,9 @@ def test_every_node_runs_and_returns_its_declared_types(env):
     assert flows.n_frames == 10 and flows.fps == 30.0 and flows.starts == [0, 6] and "seed 5" in scores
     _, (best, scores) = run("DabFusionSampler", model=model, latent=latent, music=clip, seed=5, steps=1,
                             sampler="ddim", guidance=1.0, length=30, length_unit="frames", fps=0.0, candidates=3)
-    lines = scores.splitlines()  # best of three seeds, each scored against the music
-    assert len(lines) == 3 and lines[0].startswith("best seed ") and best.n_frames == 30
+    lines = scores.splitlines()[:3]  # best of three seeds, each scored against the music; then the settings
+    assert lines[0].startswith("best seed ") and best.n_frames == 30
+    assert scores.splitlines()[3].startswith("sampling: ddim, 1 steps, guidance 1, seed 5")
     assert sorted(int(line.split("seed ")[1].split(":")[0]) for line in lines) == [5, 6, 7]
     _, (frames, fps) = run("DabFusionWarpDecode", model=model, latent=latent, flows=flows, chunk_size=4)
     assert frames.shape == (10, 32, 32, 3) and fps == 30.0
@@ -175,6 +182,58 @@ def test_every_node_runs_and_returns_its_declared_types(env):
         assert '"n": 1' in c.metadata.get("workflow", "") and "class_type" in c.metadata.get("prompt", "")
     _, (_, path2) = run("DabFusionVideoCombine", images=frames, fps=fps, filename_prefix="tests/dance", crf=20)
     assert Path(path2).name == "dance_00002_.mp4"
+
+
+def _sampler_defaults() -> dict:
+    """What a new FlowDiffusion Sampler sends: its widgets' declared defaults."""
+    types = NODES["DabFusionSampler"].INPUT_TYPES()
+    return {k: v[1]["default"] for k, v in {**types["required"], **types["optional"]}.items()
+            if len(v) > 1 and "default" in v[1]}
+
+
+def test_the_sampler_defaults_to_the_model_folders_recommended_settings(env):
+    """A new node samples with the model folder's sampler, steps and guidance (its bundle.json), says so in
+    its report, and an explicit value still wins. Fails if the node ignores the folder's guidance."""
+    _, (model,) = run("DabFusionModelLoader", checkpoint="tiny_recommends", device="cpu")
+    assert model.defaults == RECOMMENDED
+    sr = 22050
+    t = np.arange(sr) / sr
+    audio = {"waveform": torch.from_numpy((0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))[None, None],
+             "sample_rate": sr}
+    _, (clip, _, _) = run("DabFusionMusicEncoder", model=model, audio=audio)
+    _, (latent, _) = run("DabFusionFlowAEEncode", model=model, image=torch.rand(1, 32, 32, 3), fit="pad")
+    widgets = {**_sampler_defaults(), "seed": 3, "length": 8, "length_unit": "frames"}
+    assert (widgets["sampler"], widgets["steps"], widgets["guidance"]) == ("model default", 0, -1.0)
+    _, (flows, report) = run("DabFusionSampler", model=model, latent=latent, music=clip, **widgets)
+    assert "sampling: ddim (model default), 2 steps (model default), guidance 3 (model default), seed 3" in report
+
+    def direct(**kw):
+        return model.sample_flows(latent, clip, n_frames=8, settings=model.settings(seed=3, **kw)).flow
+
+    assert torch.equal(flows.flow, direct())  # what the folder recommends ...
+    assert not torch.equal(flows.flow, direct(guidance=1.0))  # ... guidance included (1.0 samples otherwise)
+    _, (explicit, report) = run("DabFusionSampler", model=model, latent=latent, music=clip,
+                                **{**widgets, "guidance": 1.0})
+    assert torch.equal(explicit.flow, direct(guidance=1.0))
+    assert "sampling: ddim (model default), 2 steps (model default), guidance 1, seed 3" in report
+    _, (_, report) = run("DabFusionSampler", model=model, latent=latent, music=clip,
+                         **{**widgets, "sampler": "dpm++", "steps": 1})
+    assert "sampling: dpm++, 1 steps, guidance 3 (model default)" in report
+
+
+def test_a_length_past_the_music_is_cut_to_the_music_with_a_note(env):
+    _, (model,) = run("DabFusionModelLoader", checkpoint="tiny_random", device="cpu")
+    sr = 22050
+    t = np.arange(sr) / sr  # one second of music
+    audio = {"waveform": torch.from_numpy((0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))[None, None],
+             "sample_rate": sr}
+    _, (clip, _, _) = run("DabFusionMusicEncoder", model=model, audio=audio)
+    _, (latent, _) = run("DabFusionFlowAEEncode", model=model, image=torch.rand(1, 32, 32, 3), fit="pad")
+    _, (flows, report) = run("DabFusionSampler", model=model, latent=latent, music=clip, seed=0, steps=1,
+                             sampler="dpm++", guidance=1.0, length=3.0, length_unit="seconds", fps=10.0)
+    assert flows.n_frames == 10
+    assert ("length: 30 frames (3.00 s) were asked for, but the music has only 1.00 s: the video ends with the "
+            "music, 10 frames (1.00 s)") in report
 
 
 def test_sampler_length_modes_and_progress(env, monkeypatch):

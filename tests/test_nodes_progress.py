@@ -305,6 +305,7 @@ def test_music_encoder_progress_counts_batches_of_windows():
     from dabfusion.music import MusicEncoder
 
     enc = MusicEncoder(mel=True, batch_size=1)
+    forget(enc)
     wave = _audio(25.0)["waveform"][0].numpy()
     seen = []
     full = enc.encode(wave, SR, progress=lambda d, t: seen.append((d, t)))
@@ -317,6 +318,7 @@ def test_music_encoder_progress_counts_batches_of_windows():
             raise Interrupted
 
     fresh = MusicEncoder(mel=True, batch_size=1)
+    forget(fresh)  # the tracker's analyses are shared by every encoder and node (beat_grid.TRACKED_ANALYSES)
     with pytest.raises(Interrupted):
         fresh.encode(wave, SR, progress=cancel)
     redo = []

@@ -128,11 +128,12 @@ def load(name: str) -> tuple[dict, dict]:
 
 
 BEST_OF = "Dance Any Beat - beat check (best of 4)"
+BEAT_GRID = "Dance Any Beat - beat grid"
 
 
 def test_there_are_the_four_workflows_and_comfyui_lists_only_the_ui_ones():
     assert {"Dance Any Beat - image and music", "Dance Any Beat - choreograph anyone",
-            "Dance Any Beat - long video", BEST_OF} <= set(NAMES)
+            "Dance Any Beat - long video", BEST_OF, BEAT_GRID} <= set(NAMES)
     # ComfyUI 0.3.64 lists custom_nodes/<pack>/workflows/*.json as templates (one level, no recursion)
     for path in WORKFLOWS.glob("*.json"):
         data = json.loads(path.read_text())
@@ -201,6 +202,19 @@ def test_ui_and_api_versions_agree(name):
                 assert api_value == value, (nid, iname)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_the_templates_sample_with_the_model_folders_recommendation(name):
+    """Steps, sampler and guidance are left to the model (issue 21): no template pins settings that a model
+    folder's bundle.json recommends otherwise; both formats."""
+    ui, api = load(name)
+    for node in api.values():
+        if node["class_type"] == "DabFusionSampler":
+            inputs = node["inputs"]
+            assert (inputs["sampler"], inputs["steps"], inputs["guidance"]) == ("model default", 0, -1.0), name
+    samplers = [n for n in ui["nodes"] if n["type"] == "DabFusionSampler"]
+    assert samplers and all(n["widgets_values"][2:5] == [0, "model default", -1.0] for n in samplers), name
+
+
 def test_workflow_files_are_what_the_generator_writes(tmp_path):
     spec = importlib.util.spec_from_file_location("make_workflows", ROOT / "scripts" / "make_workflows.py")
     gen = importlib.util.module_from_spec(spec)
@@ -229,6 +243,12 @@ LONG = {"DabFusionSampler": {"steps": 1, "length": 4.0}}  # several windows of t
 # Beat Alignment needs beats in the clip: the example music's first ones come at 0.89, 1.36, 1.83 s
 # (librosa finds none in its first 1.5 s alone)
 BEAT = {"DabFusionSampler": {"steps": 2}, "DabFusionLoadMusic": {"duration": 2.0}}
+# the beat grid template with its grid moved onto the off-beat (a creator's edit)
+GRID = {"DabFusionSampler": {"steps": 2}, "DabFusionLoadMusic": {"duration": 2.0, "beat_offset": 0.5}}
+
+
+def overrides_for(name: str) -> dict:
+    return LONG if "long" in name else BEAT if name == BEST_OF else GRID if name == BEAT_GRID else FAST
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -238,7 +258,7 @@ def test_api_workflow_runs_end_to_end_to_an_mp4_with_music(name, demo, tmp_path,
     _, api = load(name)
     classes = node_classes()
     assert validate_prompt(api, classes) == []
-    results, uis = execute(api, classes, overrides=LONG if "long" in name else BEAT if name == BEST_OF else FAST)
+    results, uis = execute(api, classes, overrides=overrides_for(name))
     combine = next(nid for nid, n in api.items() if n["class_type"] == "DabFusionVideoCombine")
     video, path = results[combine]
     sampler = next(nid for nid, n in api.items() if n["class_type"] == "DabFusionSampler")
@@ -253,6 +273,29 @@ def test_api_workflow_runs_end_to_end_to_an_mp4_with_music(name, demo, tmp_path,
         assert len(flows.starts) >= 3  # made in several windows
     if name == BEST_OF:
         check_best_of_and_beat_check(api, results, uis, flows)
+    if name == BEAT_GRID:
+        check_beat_grid(api, results)
+
+
+def check_beat_grid(api: dict, results: dict) -> None:
+    """Load Music's controls are in the template, its grid picture goes to a Preview Image, and an edit made
+    there reaches Music Encoder (and so the sampler) and Video Combine's beat overlay through the AUDIO."""
+    from dabfusion.media.comfy import audio_beat_edit
+    from dabfusion.music.beat_grid import BeatGridEdit
+
+    by_type: dict[str, list[str]] = {}
+    for nid, node in api.items():
+        by_type.setdefault(node["class_type"], []).append(nid)
+    music = by_type["DabFusionLoadMusic"][0]
+    inputs = api[music]["inputs"]
+    assert {"beat_offset": 0.0, "tempo": "as tracked", "bpm": 0.0, "beats": ""}.items() <= inputs.items()
+    assert [api[p]["inputs"]["images"] for p in by_type["PreviewImage"]] == [[music, 2]]
+    assert api[by_type["DabFusionVideoCombine"][0]]["inputs"]["beat_overlay"] is True
+    audio, _, grid = results[music]
+    assert audio_beat_edit(audio) == BeatGridEdit(offset_beats=0.5)
+    assert grid.dim() == 4 and grid.shape[0] == 1 and grid.shape[-1] == 3 and grid.shape[2] == 1024
+    clip, _, tempo = results[by_type["DabFusionMusicEncoder"][0]]
+    assert clip.beat_edit == BeatGridEdit(offset_beats=0.5) and tempo > 0
 
 
 def check_best_of_and_beat_check(api: dict, results: dict, uis: dict, flows) -> None:
@@ -264,8 +307,10 @@ def check_best_of_and_beat_check(api: dict, results: dict, uis: dict, flows) -> 
     assert sampler["candidates"] == 4
     seed = sampler["seed"]
     scores = results[by_type["DabFusionSampler"][0]][1]
-    lines = scores.splitlines()
-    assert len(lines) == 4 and lines[0].startswith("best seed ")
+    lines = scores.splitlines()[:4]
+    assert lines[0].startswith("best seed ")
+    # the settings used: the model's recommendation (the demo model's bundle.json), steps lowered by the test
+    assert "dpm++ (model default), 2 steps, guidance 1.5 (model default)" in scores.splitlines()[4]
     assert sorted(int(line.split("seed ")[1].split(":")[0]) for line in lines) == [seed + i for i in range(4)]
     shown = {api[nid]["inputs"]["source"][0]: uis[nid]["text"][0] for nid in by_type["PreviewAny"]}
     assert shown[by_type["DabFusionSampler"][0]] == scores

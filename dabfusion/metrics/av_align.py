@@ -113,6 +113,22 @@ def count_hits(audio: Sequence[float], video: Sequence[float], fps: float, varia
     return hits
 
 
+#: Audio onsets below which AV-Align cannot tell alignment from chance: with a hit window of +-1 frame, a
+#: clip of a few onsets scores 0 or a few tenths by luck (a 2 s clip of the example music has 4 onsets).
+MIN_ONSETS = 8
+
+
+def chance_iou(n_audio: int, n_video: int, fps: float, duration: float) -> float:
+    """AV-Align expected if the ``n_video`` motion peaks fell at random times in ``duration`` seconds: each
+    audio onset then has a peak within one frame (a window of 2 / fps s) with probability
+    ``1 - (1 - 2 / (fps * duration)) ** n_video``; the expected hits h give ``h / (|A| + |V| - h)``."""
+    if n_audio <= 0 or n_video <= 0 or duration <= 0:
+        return 0.0
+    p = 1.0 - (1.0 - min(1.0, 2.0 / (float(fps) * float(duration)))) ** int(n_video)
+    hits = min(float(n_audio), float(n_video), n_audio * p)
+    return hits / (n_audio + n_video - hits)
+
+
 def av_align_iou(audio: Sequence[float], video: Sequence[float], fps: float, variant: Variant = "corrected") -> float:
     """hits / (|A| + |V| - hits); 0.0 when there are no peaks at all."""
     hits = count_hits(audio, video, fps, variant)

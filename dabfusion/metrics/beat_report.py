@@ -4,7 +4,9 @@ The Beat Alignment node's library half. It composes the metric functions rather 
 them, and it runs one optical-flow pass for both scores (as :func:`dabfusion.evaluation.scoring.alignment`
 does):
 
-- music: :func:`dabfusion.music.beats.analyze_beats` on the whole audio (tempo, beat times);
+- music: :func:`dabfusion.music.beats.analyze_beats` on the whole audio (tempo, beat times), cached per
+  audio (:func:`dabfusion.music.beat_grid.tracked_analysis`), with a creator's beat grid edit applied
+  when given (``beat_edit``: the same grid the video was generated on);
 - 2D-MM Align: :func:`.mm_align.mm_align_from_speed` on the Farneback speed
   (:mod:`.optical_flow_motion`), music beats inside the clip's span;
 - AV-Align (corrected variant): :func:`.av_align.audio_peaks` of the audio trimmed to the video,
@@ -32,7 +34,8 @@ import numpy as np
 
 from ..errors import MediaError
 from .alignment import DEFAULT_SIGMA, DEFAULT_SMOOTH_SIGMA, smooth_gaussian
-from .av_align import audio_peaks, av_align_iou, count_hits, reference_trajectory, video_peaks_from_trajectory
+from .av_align import (MIN_ONSETS, audio_peaks, av_align_iou, chance_iou, count_hits, reference_trajectory,
+                       video_peaks_from_trajectory)
 from .mm_align import clip_beats_in_frames, mm_align_from_speed
 from .optical_flow_motion import as_uint8_frames, flow_magnitudes, speed_from_magnitudes
 
@@ -68,6 +71,16 @@ class BeatReport:
     def duration(self) -> float:
         return self.n_frames / self.fps
 
+    @property
+    def av_chance(self) -> float:
+        """AV-Align that motion peaks at random times would get against these onsets (:func:`.av_align.chance_iou`)."""
+        return chance_iou(self.audio_peaks.size, self.video_peaks.size, self.fps, self.duration)
+
+    @property
+    def av_measurable(self) -> bool:
+        """Enough audio onsets (:data:`.av_align.MIN_ONSETS`) for AV-Align to tell alignment from chance."""
+        return self.audio_peaks.size >= MIN_ONSETS
+
     def beat_times_text(self) -> str:
         """The clip's beat times as comma-separated seconds (3 decimals), e.g. ``"0.500, 1.000"``."""
         return ", ".join(f"{t:.3f}" for t in self.beat_times)
@@ -78,7 +91,7 @@ class BeatReport:
             f"2D-MM Align {self.mm_align:.3f}  (sigma {self.sigma:g} frames; {self.kinematic_beats.size} kinematic "
             f"beats vs {self.beat_times.size} music beats)",
             f"AV-Align    {self.av_align:.3f}  ({self.av_hits} hits; {self.audio_peaks.size} audio onsets, "
-            f"{self.video_peaks.size} motion peaks)",
+            f"{self.video_peaks.size} motion peaks; motion peaks at random times: {self.av_chance:.3f})",
             f"tempo {self.tempo:.1f} BPM; clip {self.n_frames} frames at {self.fps:g} fps = {self.duration:.2f} s, "
             f"audio {self.audio_seconds:.2f} s",
         ]
@@ -86,6 +99,11 @@ class BeatReport:
             lines.append("note: the audio ends before the video; the frames after it have no beats to meet")
         if self.beat_times.size == 0:
             lines.append("note: no music beat falls inside the clip, so 2D-MM Align is 0")
+        if not self.av_measurable:
+            lines.append(f"note: AV-Align cannot be measured on this clip: it has {self.audio_peaks.size} audio "
+                         f"onset{'s' * (self.audio_peaks.size != 1)} and AV-Align needs {MIN_ONSETS} or more (a hit is "
+                         "a motion peak within one frame of an onset, so a few onsets score 0 or a few tenths by "
+                         "luck); score a longer clip (8 s or more)")
         return "\n".join(lines)
 
 
@@ -99,16 +117,19 @@ def _check_fps(fps: Any) -> float:
     return value
 
 
-def analyze_music(wave: Any, sample_rate: int):
-    """Beat analysis of the audio, or a clear error when it has no beats to align to."""
-    from ..music.beats import MIN_BEAT_SECONDS, analyze_beats
+def analyze_music(wave: Any, sample_rate: int, beat_edit: Any = None):
+    """Beat analysis of the audio (with ``beat_edit`` applied), or a clear error when it has no beats to align to."""
+    from ..music.beat_grid import tracked_analysis
+    from ..music.beats import MIN_BEAT_SECONDS
 
-    analysis = analyze_beats(wave, int(sample_rate))
+    analysis = tracked_analysis(wave, int(sample_rate))
     if analysis.silent:
         raise MediaError("audio is silent: Beat Alignment needs the music the video was made for")
     if analysis.duration < MIN_BEAT_SECONDS:
         raise MediaError(f"audio is only {analysis.duration:.2f} s long: beat tracking needs at least "
                          f"{MIN_BEAT_SECONDS:g} s of music (two beats or more)")
+    if beat_edit is not None:  # a BPM or a beat list needs no tracked beats; the edit says when it has none
+        analysis = beat_edit.apply(analysis)
     if not analysis.has_beats:
         raise MediaError(f"audio: no beats found in {analysis.duration:.2f} s of audio; Beat Alignment needs "
                          "music with a pulse (two beats or more)")
@@ -147,13 +168,15 @@ def scores_from_magnitudes(mags: np.ndarray, fps: float, beat_times: Any, wave: 
 
 def beat_report(frames: Any, fps: float, wave: Any, sample_rate: int, *, sigma: float = DEFAULT_SIGMA,
                 smooth_sigma: float = DEFAULT_SMOOTH_SIGMA, size: int | None = None,
-                chunk: int = CHUNK_FRAMES, progress: Progress | None = None) -> BeatReport:
+                chunk: int = CHUNK_FRAMES, progress: Progress | None = None, beat_edit: Any = None) -> BeatReport:
     """Alignment of ``frames`` (uint8 ``[N, H, W, 3]``, or what :func:`as_uint8_frames` takes) at
     ``fps`` with ``wave`` (``[S]`` or ``[C, S]`` at ``sample_rate``), which starts with frame 0.
 
     ``size`` resizes frames to ``size`` x ``size`` before the optical flow (128 = the paper's
     resolution; None = as they are). ``progress(done, total)`` is called after the music analysis
-    and after every flow chunk; raising from it stops the computation.
+    and after every flow chunk; raising from it stops the computation. ``beat_edit``: a
+    :class:`dabfusion.music.beat_grid.BeatGridEdit` of the tracker's grid (times in ``wave``'s seconds):
+    the scores, tempo and beat times are then those of the edited grid.
     """
     fps = _check_fps(fps)
     if sigma <= 0:
@@ -169,7 +192,7 @@ def beat_report(frames: Any, fps: float, wave: Any, sample_rate: int, *, sigma: 
     n_chunks = len(range(0, n - 1, max(1, int(chunk))))
     total = n_chunks + 1
 
-    analysis = analyze_music(wave, sample_rate)
+    analysis = analyze_music(wave, sample_rate, beat_edit)
     if progress is not None:
         progress(1, total)
     mags = chunked_flow_magnitudes(video, size=size, chunk=chunk, progress=progress, steps_before=1, total=total)
