@@ -58,6 +58,8 @@ ONSET_POWER = 0.5
 #: HPSS median filters: frames (~0.2 s) and mel bands.
 HPSS_TIME = 17
 HPSS_FREQ = 9
+#: A trailing beat is kept only with an attack this strong against the median beat's.
+TAIL_ATTACK = 0.1
 #: Mel bands summed for bass-note onsets (centres below ~150 Hz).
 LOW_MELS = 8
 #: Metres considered and their weight (4/4 is the default unless 3 is clearly better).
@@ -232,9 +234,10 @@ def dp_beats(act: np.ndarray, period: np.ndarray, tightness: float = TIGHTNESS) 
 
 
 def _trim_edges(frames: np.ndarray, act: np.ndarray, mel: np.ndarray) -> np.ndarray:
-    """Drop beats at either end that sit in silence or a fading tail: no attack near the beat
-    and the music there is quiet (within 45 dB of silence, or 20 dB under the track's median
-    loudness). Beats in quiet but playing intros stay: the DP put them at the tempo."""
+    """Drop beats at either end that sit in silence or a fading tail. At the start: no attack near
+    the beat and the music there quiet (within 45 dB of silence, or 20 dB under the track's median
+    loudness); beats in a quiet but playing intro stay (the DP put them at the tempo). At the end:
+    beats after the last one with an attack (:data:`TAIL_ATTACK` of the median beat's)."""
     if frames.size == 0:
         return frames
     loud = mel.sum(axis=0)
@@ -243,13 +246,16 @@ def _trim_edges(frames: np.ndarray, act: np.ndarray, mel: np.ndarray) -> np.ndar
     level = np.array([loud[max(i - 2, 0): i + 6].max() for i in idx])
     attack = np.array([act[max(i - 2, 0): i + 3].max() for i in idx])
     strong = float(np.median(attack)) + 1e-12
-    weak = (attack < 0.2 * strong) & (level < median * 10 ** (-20 / 10))
-    weak |= level < loud.max() * 10 ** (-45 / 10)
+    silent = level < loud.max() * 10 ** (-45 / 10)
+    weak = ((attack < 0.2 * strong) & (level < median * 10 ** (-20 / 10))) | silent
     keep = ~weak
     if not keep.any():
         return frames[:0]
-    i, j = int(np.argmax(keep)), len(keep) - int(np.argmax(keep[::-1]))
-    return frames[i:j]
+    i = int(np.argmax(keep))
+    # at the end, a beat needs an attack: the music stops there, a held chord or drone rings on
+    ends = (attack >= TAIL_ATTACK * strong) & ~silent
+    j = len(ends) - int(np.argmax(ends[::-1])) if ends[i:].any() else len(keep) - int(np.argmax(keep[::-1]))
+    return frames[i:max(j, i + 1)]
 
 
 def bar_position(frames: np.ndarray, bands: np.ndarray, mel: np.ndarray) -> tuple[int, int]:
@@ -269,10 +275,11 @@ def bar_position(frames: np.ndarray, bands: np.ndarray, mel: np.ndarray) -> tupl
     bass = near(np.maximum(0.0, np.diff(np.log1p(low / (np.percentile(low, 99) + 1e-12) * 100.0), prepend=0.0)))
     # harmonic change at beat i: the log-mel spectrum of the beat it starts against the one before
     logm = np.log1p(mel / (np.percentile(mel, 99) + 1e-12) * 100.0)
-    ends = np.r_[idx[1:], n]
+    ends = np.r_[idx[1:], min(n, idx[-1] + int(np.median(np.diff(idx))))]  # the last beat: one period
     seg = np.array([logm[:, a:b].mean(axis=1) if b > a else logm[:, min(a, n - 1)] for a, b in zip(idx, ends)])
     change = np.r_[0.0, np.linalg.norm(np.diff(seg, axis=0), axis=1)]
-    ev = sum(x / (x.mean() + 1e-12) for x in (kick, bass, change))
+    # each cue over its mean, capped: one outlier (the music stopping) must not pick the bar
+    ev = sum(np.minimum(x / (x.mean() + 1e-12), 3.0) for x in (kick, bass, change))
     best = (-np.inf, 0, 4)
     for meter, bias in METRES:
         for ph in range(meter):
