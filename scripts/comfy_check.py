@@ -32,8 +32,14 @@ What it does, leaving the ComfyUI checkout untouched (ComfyUI >= 0.3.x with ``--
    checks that the pack's category in its template browser shows a card per template with the whole
    title and a thumbnail that loaded (screenshot ``template_browser.png``), loads each UI workflow with
    ``app.loadGraphData`` and checks that every node type is known and that ``app.graphToPrompt()``
-   gives exactly our API file (so the UI and API versions are the same graph), and saves a
-   screenshot of each under the base directory.
+   gives our API file on the inputs each node declares (so the UI and API versions are the same
+   graph), saves a screenshot of each under the base directory, and queues one template (--ui-run)
+   with the UI's queue button: that run must end in the MP4, shown as Video Combine's output in the UI.
+   With ``--frontend latest|required|X.Y.Z`` the server serves that ``comfyui-frontend-package``
+   (latest: the newest on the package index; required: ComfyUI's pin), installed once with pip into
+   its own folder under ~/.cache/dabfusion and put first on ComfyUI's PYTHONPATH (ComfyUI's
+   environment is left as it is); the version ComfyUI logs and the page reports must be that one.
+   Checked with 1.27.10 (ComfyUI 0.3.64's pin) and 1.58.1 (see the README).
 
 0. with ``--check-install comfyui``: first runs ``scripts/check_install.py --python PYTHON``, i.e.
    ``pip install -r requirements.txt`` INTO that ComfyUI environment (it changes it), and reports
@@ -387,6 +393,109 @@ def run_check_install(mode: str, comfy: Path, python: str, base: Path) -> str:
     return target
 
 
+# ----------------------------------------------------------------------------- the front-end package
+
+FRONTEND_PACKAGE = "comfyui-frontend-package"
+#: Where --frontend keeps the front-end packages it installs (one folder per version, reused).
+FRONTEND_CACHE = Path(os.environ.get("DABFUSION_CACHE") or Path.home() / ".cache" / "dabfusion") / FRONTEND_PACKAGE
+_RELEASE = r"\d+\.\d+\.\d+"
+
+
+def _release_key(version: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in version.split("."))
+
+
+def parse_pip_index_versions(text: str) -> list[str]:
+    """The versions ``pip index versions PACKAGE`` printed (its "Available versions:" line), as listed."""
+    for line in text.splitlines():
+        if line.strip().startswith("Available versions:"):
+            return [v.strip() for v in line.split(":", 1)[1].split(",") if v.strip()]
+    return []
+
+
+def newest_release(versions: list[str]) -> str:
+    """The newest plain X.Y.Z release (pre-, post- and dev releases are passed over)."""
+    import re
+
+    plain = [v for v in versions if re.fullmatch(_RELEASE, v)]
+    if not plain:
+        raise CheckFailed(f"no X.Y.Z release of {FRONTEND_PACKAGE} among {versions[:10]}")
+    return max(plain, key=_release_key)
+
+
+def required_frontend_version(comfy: Path) -> str | None:
+    """The front-end version ComfyUI's requirements.txt pins (``comfyui-frontend-package==X.Y.Z``)."""
+    try:
+        lines = (comfy / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        name, _, version = line.split("#", 1)[0].strip().partition("==")
+        if name.strip() == FRONTEND_PACKAGE and version.strip():
+            return version.strip()
+    return None
+
+
+def pip_index_versions(python: str) -> str:
+    """What ``python -m pip index versions comfyui-frontend-package`` prints (asks the package index)."""
+    proc = subprocess.run([python, "-m", "pip", "index", "versions", FRONTEND_PACKAGE], capture_output=True,
+                          text=True, timeout=300)
+    if proc.returncode != 0:
+        raise CheckFailed(f"pip index versions {FRONTEND_PACKAGE} failed: {proc.stderr.strip()[-1000:]}")
+    return proc.stdout
+
+
+def resolve_frontend_version(spec: str, comfy: Path, python: str, index=pip_index_versions) -> str:
+    """--frontend's value as a version: ``latest`` (the newest release on the package index),
+    ``required`` (the one ComfyUI's requirements.txt pins) or an X.Y.Z version as given."""
+    import re
+
+    if spec == "latest":
+        return newest_release(parse_pip_index_versions(index(python)))
+    if spec == "required":
+        version = required_frontend_version(comfy)
+        if version is None:
+            raise CheckFailed(f"{comfy / 'requirements.txt'} pins no {FRONTEND_PACKAGE}==X.Y.Z")
+        return version
+    if re.fullmatch(_RELEASE, spec):
+        return spec
+    raise CheckFailed(f"--frontend {spec!r}: give latest, required or a version X.Y.Z")
+
+
+def install_frontend(version: str, python: str, cache: Path = FRONTEND_CACHE) -> Path:
+    """``comfyui-frontend-package==version`` in a folder of its own (installed once, then reused), to
+    put first on ComfyUI's PYTHONPATH: ComfyUI serves ``comfyui_frontend_package/static`` of the
+    package it imports (app/frontend_management.py, ``default_frontend_path``) and logs its version
+    from the package's metadata, so the version under test wins over any installed in ComfyUI's
+    environment, which stays untouched. The package is static files only, with no dependencies."""
+    target = cache / version
+    if (target / "comfyui_frontend_package" / "static" / "index.html").is_file():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=cache))
+    log(f"installing {FRONTEND_PACKAGE}=={version} into {target}")
+    try:
+        proc = subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(partial),
+                               f"{FRONTEND_PACKAGE}=={version}"], capture_output=True, text=True, timeout=900)
+        error = proc.stderr.strip()[-1500:] if proc.returncode != 0 else None
+    except (OSError, subprocess.TimeoutExpired) as err:
+        error = str(err)
+    if error is not None:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise CheckFailed(f"pip could not install {FRONTEND_PACKAGE}=={version}: {error}")
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
+    return target
+
+
+def served_frontend_version(log_text: str) -> str | None:
+    """The front-end version ComfyUI logged at start ("ComfyUI frontend version: X.Y.Z")."""
+    import re
+
+    found = re.findall(r"ComfyUI frontend version: (\S+)", log_text)
+    return found[-1] if found else None
+
+
 # ----------------------------------------------------------------------------- the front-end (optional)
 
 
@@ -480,9 +589,11 @@ _TEMPLATES_JS = """(async () => {
     await sleep(2000);
   }
   const labels = %s;
-  const options = [...document.querySelectorAll('[role="option"]')];
+  // the category list: a listbox of options in front-end 1.27, a column of role=button items in 1.58
+  const options = [...document.querySelectorAll('[role="option"], [role="button"]')];
   const option = options.find(o => labels.includes(o.textContent.trim()));
-  if (!option) return {error: 'no category ' + labels.join(' / ') + ' among ' + options.map(o => o.textContent.trim())};
+  if (!option) return {error: 'no category ' + labels.join(' / ') + ' among ' +
+                             options.map(o => o.textContent.trim()).filter(t => t && t.length < 40)};
   option.click();
   const cards = () => [...document.querySelectorAll('[data-testid^="template-workflow-"]')];
   const loaded = c => [...c.querySelectorAll('img')].every(im => im.complete && im.naturalWidth > 0);
@@ -505,6 +616,72 @@ _TEMPLATES_JS = """(async () => {
             images: seen[c.dataset.testid] || [], fallbackIcon: !!c.querySelector('.pi-file')};
   })};
 })()"""
+
+
+_QUEUE_JS = """(async () => {
+  const settings = %s;
+  await app.loadGraphData(%s);
+  await new Promise(r => setTimeout(r, 300));
+  for (const n of app.graph._nodes)
+    for (const w of n.widgets || [])
+      if (settings[n.type] && w.name in settings[n.type]) w.value = settings[n.type][w.name];
+  // the test id is on the button in 1.58, on the split button's wrapper in 1.27 (its first button queues)
+  const holder = document.querySelector('[data-testid="queue-button"]');
+  const button = holder && (holder.tagName === 'BUTTON' ? holder : holder.querySelector('button'));
+  if (!button) return {error: 'no queue button'};
+  button.click();
+  return {label: button.textContent.trim()};
+})()"""
+
+
+def check_ui_run(dt: DevTools, url: str, base: Path, name: str, checkpoint: str, steps: int, seconds: float,
+                 timeout: float, log_path: Path) -> None:
+    """A run queued from the UI: load the template, lower steps and length in its widgets (as a user
+    would), click the queue button; the prompt the front-end sent must run to the MP4, and the front-end
+    must hold that MP4 as Video Combine's output (what its preview and the queue panel show)."""
+    ui = json.loads((ROOT / "workflows" / f"{name}.json").read_text(encoding="utf-8"))
+    settings = {"DabFusionModelLoader": {"checkpoint": checkpoint},
+                "DabFusionSampler": {"steps": steps, "length": seconds},
+                "DabFusionLoadMusic": {"duration": seconds}}
+    _, before = http_json(f"{url}/history")
+    res = dt.evaluate(_QUEUE_JS % (json.dumps(settings), json.dumps(ui)))
+    if res.get("error"):
+        raise CheckFailed(f"UI run: {res['error']}")
+    started, deadline = time.time(), time.time() + timeout
+    entry = None
+    while time.time() < deadline and entry is None:
+        time.sleep(1.0)
+        _, history = http_json(f"{url}/history")
+        _, queue = http_json(f"{url}/queue")
+        busy = (queue or {}).get("queue_running") or (queue or {}).get("queue_pending")
+        if time.time() - started > 30 and not busy and not set(history or {}) - set(before or {}):
+            raise CheckFailed(f"the front-end's queue button ({res['label']!r}) queued nothing in 30 s")
+        for pid, item in (history or {}).items():
+            done = item.get("status", {}).get("completed") or item.get("status", {}).get("status_str") == "error"
+            if pid not in (before or {}) and done:
+                entry = item
+    if entry is None:
+        raise CheckFailed(f"the front-end's queue button ({res['label']!r}) queued nothing that finished within "
+                          f"{timeout:.0f} s; see {log_path}")
+    if entry["status"].get("status_str") == "error":
+        messages = [m for m in entry["status"].get("messages", []) if m[0] == "execution_error"]
+        raise CheckFailed(f"the workflow queued from the UI failed: {json.dumps(messages)[:3000]}")
+    api = entry["prompt"][2]  # [number, prompt_id, prompt, extra_data, outputs_to_execute]
+    if "workflow" not in entry["prompt"][3].get("extra_pnginfo", {}):
+        raise CheckFailed("the front-end sent the prompt without its workflow (extra_pnginfo)")
+    path = check_video(entry, api, base)
+    combine = next(nid for nid, n in api.items() if n["class_type"] == "DabFusionVideoCombine")
+    for _ in range(30):
+        shown = dt.evaluate("(() => { const o = (app.nodeOutputs || {})[%s]; "
+                            "return o && o.images ? o.images.map(i => i.filename) : null; })()" % json.dumps(combine))
+        if shown and path.name in shown:
+            break
+        time.sleep(0.5)
+    else:
+        raise CheckFailed(f"the front-end does not show {path.name} as Video Combine's output (it has {shown})")
+    dt.screenshot(base / "ui_run.png")
+    log(f"front-end: {name} queued with the UI's {res['label']!r} button ran; Video Combine shows {path.name} "
+        f"in the UI (screenshot {base / 'ui_run.png'})")
 
 
 def check_template_browser(dt: DevTools, base: Path) -> None:
@@ -536,9 +713,28 @@ def pack_category_title() -> str:
         return PACK_DIR_NAME
 
 
-def check_frontend(url: str, browser: str, base: Path) -> None:
+def declared_inputs(info: dict, prompt: dict) -> dict:
+    """An API prompt's nodes, each with only the inputs its class declares in /object_info: what a
+    front-end sends beside them (front-end 1.27 sends Preview Any's read-only "preview" text box, empty;
+    1.58 does not) is dropped by ComfyUI (execution.get_input_data), so it is not part of the graph."""
+    out = {}
+    for nid, node in prompt.items():
+        spec = info.get(node["class_type"], {}).get("input", {})
+        names = set(spec.get("required", {})) | set(spec.get("optional", {}))
+        out[nid] = {"class_type": node["class_type"],
+                    "inputs": {k: v for k, v in node["inputs"].items() if k in names or not names}}
+    return out
+
+
+def check_frontend(url: str, browser: str, base: Path, expect_version: str | None = None,
+                   ui_run: dict | None = None, info: dict | None = None) -> str:
+    """The browser checks of step 5; ``ui_run``: check_ui_run's arguments (a run from the queue button).
+    Returns the front-end version the page reports."""
     port = free_port()
-    proc = subprocess.Popen([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1600,1300",
+    # headless on a machine with no network: no background, component-update or sync traffic
+    proc = subprocess.Popen([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                             "--no-first-run", "--window-size=1600,1300",
                              f"--remote-debugging-port={port}", f"--user-data-dir={base / 'browser'}", "about:blank"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -564,28 +760,36 @@ def check_frontend(url: str, browser: str, base: Path) -> None:
             time.sleep(1.0)
         else:
             raise CheckFailed("the front-end did not start in the browser")
+        version = dt.evaluate("window.__COMFYUI_FRONTEND_VERSION__ || null")
+        log(f"front-end {version} in {browser}")
+        if expect_version and version != expect_version:
+            raise CheckFailed(f"the page runs front-end {version}, not {expect_version}")
         time.sleep(3.0)  # first start opens the template browser; the pack's templates must be in it
         check_template_browser(dt, base)
-        dt.evaluate("(() => { document.querySelectorAll('.p-dialog-close-button').forEach(b => b.click()); return 1; })()")
+        dt.evaluate("(() => { document.querySelectorAll('.p-dialog-close-button, button[aria-label=\"Close dialog\"]')"
+                    ".forEach(b => b.click()); return 1; })()")
         for path in sorted((ROOT / "workflows").glob("*.json")):
             ui = json.loads(path.read_text())
             api = json.loads((ROOT / "workflows" / "api" / path.name).read_text())
             res = dt.evaluate(_LOAD_JS % json.dumps(ui))
             if res["unknown"]:
                 raise CheckFailed(f"{path.name}: the front-end does not know {res['unknown']}")
-            got = {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in res["output"].items()}
-            want = {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in api.items()}
+            got, want = declared_inputs(info or {}, res["output"]), declared_inputs(info or {}, api)
             if got != want:
                 diff = [k for k in set(got) | set(want) if got.get(k) != want.get(k)]
                 raise CheckFailed(f"{path.name}: the front-end's prompt differs from workflows/api at nodes {diff}: "
                                   f"{json.dumps({k: got.get(k) for k in diff})[:1500]}")
-            original = {n["id"]: n["widgets_values"] for n in ui["nodes"]}
-            changed = [i for i, w in res["saved"] if original.get(i) != w]
+            # a node without widgets: [] in our files, left out by newer front-ends (1.58) when they save
+            original = {n["id"]: n.get("widgets_values") or [] for n in ui["nodes"]}
+            changed = [i for i, w in res["saved"] if original.get(i) != (w or [])]
             if changed:
                 raise CheckFailed(f"{path.name}: re-saving changes the widget values of nodes {changed}")
             time.sleep(0.5)
             dt.screenshot(base / f"{path.stem}.png")
             log(f"front-end: {path.name} loads, all node types known, graphToPrompt == workflows/api/{path.name}")
+        if ui_run:
+            check_ui_run(dt, url, base, **ui_run)
+        return version
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -609,6 +813,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--copy", action="store_true", help="copy the pack instead of linking it")
     p.add_argument("--browser", default=None,
                    help="a Chromium/Chrome executable: also check the workflows in the real front-end")
+    p.add_argument("--frontend", default=None, metavar="latest|required|X.Y.Z",
+                   help=f"serve this {FRONTEND_PACKAGE} (latest: the newest on the package index; required: the "
+                        "one ComfyUI's requirements.txt pins), installed once into its own folder under "
+                        f"{FRONTEND_CACHE} and put first on ComfyUI's PYTHONPATH (default: the one in --python's "
+                        "environment)")
+    p.add_argument("--ui-run", default="Dance Any Beat - image and music", metavar="TEMPLATE",
+                   help="with --browser, the template also queued from the front-end's queue button ('' = none)")
     p.add_argument("--keep", action="store_true", help="keep the base directory (log, output)")
     p.add_argument("--check-install", choices=("comfyui", "fresh"), default=None,
                    help="first prove the install with scripts/check_install.py: 'comfyui' installs "
@@ -628,22 +839,36 @@ def main(argv: list[str] | None = None) -> int:
         python = args.python
         if args.check_install:
             python = run_check_install(args.check_install, comfy, args.python, base)
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "YOLO_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+        frontend = None
+        if args.frontend:
+            frontend = resolve_frontend_version(args.frontend, comfy, python)
+            folder = install_frontend(frontend, python)
+            env["PYTHONPATH"] = os.pathsep.join([str(folder)] + [x for x in [env.get("PYTHONPATH")] if x])
+            log(f"front-end: {FRONTEND_PACKAGE} {frontend} (--frontend {args.frontend}; ComfyUI's requirements.txt "
+                f"pins {required_frontend_version(comfy)}) from {folder}")
         port = args.port or free_port()
         cmd = server_command(comfy, python, port, base)
         log("starting: " + " ".join(cmd))
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "YOLO_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
         with open(log_path, "wb") as out:
             proc = subprocess.Popen(cmd, cwd=str(comfy), stdout=out, stderr=subprocess.STDOUT, env=env,
                                     start_new_session=True)
         url = f"http://127.0.0.1:{port}"
         started = time.time()
         info = wait_for_server(url, proc, log_path, args.start_timeout)
-        log(f"server up in {time.time() - started:.0f} s")
+        served = served_frontend_version(log_path.read_text(errors="replace"))
+        log(f"server up in {time.time() - started:.0f} s, serving front-end {served}")
+        if frontend and served != frontend:
+            raise CheckFailed(f"ComfyUI serves front-end {served}, not {frontend}; see {log_path}")
         check_import(info, log_path)
         check_inputs(info, base)
         check_templates(url)
         if args.browser:
-            check_frontend(url, args.browser, base)
+            ui_run = None
+            if args.ui_run:
+                ui_run = {"name": args.ui_run, "checkpoint": checkpoint, "steps": args.steps,
+                          "seconds": args.seconds, "timeout": args.run_timeout, "log_path": log_path}
+            check_frontend(url, args.browser, base, frontend or served, ui_run, info)
         save_video = "SaveVideo" in info
         for name in args.workflows:
             api, ui = make_prompt(name, checkpoint, args.steps, args.seconds, save_video)
@@ -654,7 +879,7 @@ def main(argv: list[str] | None = None) -> int:
             if save_video:  # our VIDEO output works with core Save Video
                 check_video(entry, api, base, "SaveVideo")
             check_previews(entry, api, base)
-        log("ALL CHECKS PASSED")
+        log("ALL CHECKS PASSED" + (f" (front-end {served})" if args.browser else ""))
         return 0
     except CheckFailed as err:
         log(f"FAILED: {err}")

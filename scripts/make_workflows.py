@@ -299,7 +299,7 @@ def graphs() -> list[Graph]:
               "Alignment then measures the kept clip (2D-MM Align, AV-Align, tempo, beat times) and plots the "
               "motion speed against the beat grid; Video Combine flashes each beat (beat_overlay, off by default "
               "elsewhere). More candidates take proportionally longer.",
-              title="Dance Any Beat - beat check (best of 4)"),
+              title="Dance Any Beat - beat check"),
         Graph("dance_any_beat_beat_grid",
               "The beat grid: see the beats the dance will follow, and move, re-time or replace them before "
               "sampling.", e_nodes, e_links,

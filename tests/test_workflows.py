@@ -127,7 +127,7 @@ def load(name: str) -> tuple[dict, dict]:
     return ui, api
 
 
-BEST_OF = "Dance Any Beat - beat check (best of 4)"
+BEST_OF = "Dance Any Beat - beat check"
 BEAT_GRID = "Dance Any Beat - beat grid"
 
 
