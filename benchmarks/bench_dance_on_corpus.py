@@ -373,7 +373,9 @@ def run_excerpt(ex: Excerpt, pipe: Any, settings: Any, args: argparse.Namespace,
         key = {"name": ex.name, "start": round(start, 4), "seconds": seconds, "seed": int(args.seed),
                "sampler": settings.sampler, "steps": settings.n_steps, "guidance": settings.guidance,
                "tracker": args.tracker, "model": model_sha,
-               "tracker_beats": hashlib.sha256(np.round(tracked, 4).tobytes()).hexdigest()[:16]}
+               "tracker_beats": hashlib.sha256(np.round(tracked, 4).tobytes()).hexdigest()[:16],
+               # the bar-phase features count bars from this beat: a change there is a different video
+               "bars": [int(analysis.downbeat_offset), int(getattr(analysis, "beats_per_bar", 4))]}
         gen_file, mp4 = cache / f"{safe}.json", cache / f"{safe}.mp4"
         gen = json.loads(gen_file.read_text(encoding="utf-8")) if gen_file.exists() and mp4.exists() else {}
         generated_now = args.fresh or gen.get("key") != key

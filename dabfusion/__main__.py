@@ -264,8 +264,8 @@ def generate_main(args: argparse.Namespace) -> Path:
                              overlap=args.overlap)
     if not args.quiet:
         print(pipe.describe(), file=sys.stderr, flush=True)
-        unset = [k for k in ("sampler", "steps", "guidance") if getattr(args, k) is None]
-        print(f"sampling: {settings.describe(from_model=unset)}", file=sys.stderr, flush=True)
+        chosen = pipe.from_model(settings, sampler=args.sampler, steps=args.steps, guidance=args.guidance)
+        print(f"sampling: {settings.describe(from_model=chosen)}", file=sys.stderr, flush=True)
     bar = ProgressBar(not args.quiet)
     try:
         return generate_video(args.image, args.music, args.out, pipeline=pipe, start=args.start,

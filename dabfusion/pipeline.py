@@ -542,6 +542,17 @@ class DabFusionPipeline:
         return SamplingSettings(name, None if steps is None else int(steps), guidance, int(seed),
                                 None if overlap is None else int(overlap))
 
+    def from_model(self, settings: SamplingSettings, **given: Any) -> list[str]:
+        """Which of ``settings`` (sampler, steps, guidance) came from the model folder's recommendation,
+        for the caller's ``given`` values (None = left to the model): the folder's steps count only with
+        its own sampler, as :meth:`settings` applies them."""
+        d = self.defaults
+        out = [k for k in ("sampler", "guidance") if given.get(k) is None and d.get(k) is not None]
+        if given.get("steps") is None and d.get("steps") is not None and settings.steps == d["steps"] \
+                and settings.sampler == check_sampler(d.get("sampler") or SAMPLING_DEFAULTS.sampler):
+            out.append("steps")
+        return out
+
     def sampling_units(self, n_frames: int, settings: SamplingSettings) -> int:
         """Progress units of sampling ``n_frames``: U-Net steps times windows in turn (frame time), or
         the steps alone (beat time: all windows of the clip are denoised together)."""

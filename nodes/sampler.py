@@ -102,7 +102,7 @@ class FlowDiffusionSampler:
                  "steps": int(steps) if int(steps) > 0 else None,
                  "guidance": float(guidance) if float(guidance) >= 0 else None}
         settings = model.settings(**given, seed=int(seed), overlap=None if int(overlap) < 0 else int(overlap))
-        used = f"sampling: {settings.describe(from_model=[k for k, v in given.items() if v is None])}; " \
+        used = f"sampling: {settings.describe(from_model=model.from_model(settings, **given))}; " \
                f"{n} frames at {fps:g} fps ({n / fps:.2f} s)"
         notes = used + (f"\nlength: {cut}" if cut else "")
         # the U-Net and the music encoder (a clip's windows may need its networks again); best of N decodes too

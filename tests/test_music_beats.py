@@ -111,3 +111,22 @@ def test_global_vector_has_fixed_length_and_meaning():
     assert vf[col["beat_regularity"]] > 0.9 and vf[col["pulse_clarity"]] > 0.3
     assert vf[col["beat_density"]] > vs[col["beat_density"]]
     assert np.all(np.isfinite(vf)) and np.all((vf >= -1) & (vf <= 1))
+
+
+def test_the_bar_phase_features_count_bars_as_the_shipped_model_was_trained():
+    """The tracker's bars (``downbeats``, the preview) are its own; the per-frame bar-phase features keep
+    counting from librosa's guess (the phase with the most onset strength), as before issue 19."""
+    from dabfusion.music.beats import _guess_downbeat
+
+    sr = 22050
+    y, beats = click_track(120.0, 12.0, sr)
+    a = analyze_beats(y, sr)
+    assert a.downbeat_offset == _guess_downbeat(a.beats, a.onset_env)
+    assert a.bar_offset is not None and np.allclose(a.downbeats, a.beats[a.bar_offset::a.beats_per_bar])
+
+
+def test_music_of_one_and_a_half_seconds_gets_its_beats():
+    sr = 22050
+    y, beats = click_track(120.0, 2.5, sr)  # beats at 0.5 and 1.0 (1.5 s is left for them)
+    a = analyze_beats(y[: int(1.5 * sr)], sr)
+    assert a.beats.size >= 2 and f_measure(a.beats, beats[beats < 1.5]) == 1.0

@@ -42,6 +42,15 @@ def lowered(api: dict) -> dict:
 def ran(comfyui, tmp_path_factory):  # noqa: F811 - the fixture imported above
     from dabfusion.testing.random_bundle import make_random_bundle
 
+    # the checkout is there, but its executor needs ComfyUI's own requirements (make test installs them)
+    probe_code = ("import sys; sys.path.insert(0, sys.argv[1]); from comfy.cli_args import args; "
+                  "args.cpu = True; import execution, nodes")
+    probe = subprocess.run([sys.executable, "-c", probe_code, COMFYUI], capture_output=True, text=True,
+                           timeout=300, cwd=COMFYUI)
+    if probe.returncode != 0 and "ModuleNotFoundError" in probe.stderr:
+        missing = probe.stderr.strip().splitlines()[-1]
+        pytest.skip(f"ComfyUI's requirements are not installed in this Python ({missing}); `make test` "
+                    "installs them, or pip install -r <ComfyUI>/requirements.txt")
     work = tmp_path_factory.mktemp("comfyui_run")
     make_random_bundle(work / "models" / "dabfusion" / TINY)
     prompts = {name: lowered(json.loads((API / f"{name}.json").read_text(encoding="utf-8"))) for name in NAMES}

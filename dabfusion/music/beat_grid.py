@@ -192,14 +192,15 @@ class BeatGridEdit:
             inside = (beats >= 0) & (beats <= duration + END_SLACK)
             front = int(np.argmax(inside)) if inside.any() else 0
             beats = np.minimum(beats[inside], duration)
-            down = (self.downbeat - front) % per_bar
+            down = max(self.downbeat - front, 0)  # a real bar start of the list (not reduced: features count 4)
             origin = f"the beat list{f' ({self.source})' if self.source else ''}"
         elif self.bpm is not None:
             beats, down = regular_grid(analysis, 60.0 / self.bpm, per_bar)
             origin = f"a {self.bpm:g} BPM grid"
         else:
             beats = np.asarray(analysis.beats, dtype=np.float64)
-            down = int(analysis.downbeat_offset) % per_bar
+            bars = getattr(analysis, "bar_offset", None)  # the bars the preview showed the creator
+            down = int(analysis.downbeat_offset if bars is None else bars) % per_bar
             origin = "the tracker"
             if beats.size < 2:
                 raise BeatGridError(f"the beat tracker found {beats.size} beat(s) in {duration:.2f} s of music, so "
@@ -214,7 +215,9 @@ class BeatGridEdit:
             raise BeatGridError(f"{origin} with {self.describe()} leaves {beats.size} beat(s) in "
                                 f"{duration:.2f} s of music: a beat grid needs at least two")
         tempo = 60.0 / float(np.median(np.diff(beats)))
-        return dataclasses.replace(analysis, beats=beats, tempo=tempo, downbeat_offset=int(down) % per_bar)
+        # one bar start for the display (bars of per_bar) and the features (bars of 4): a real downbeat
+        return dataclasses.replace(analysis, beats=beats, tempo=tempo, downbeat_offset=int(down) % 4,
+                                   bar_offset=int(down) % per_bar)
 
 
 def make_edit(edit: BeatGridEdit | None = None, **kw: Any) -> BeatGridEdit | None:
@@ -255,15 +258,20 @@ def offset(beats: np.ndarray, down: int, per_bar: int, beats_offset: float,
     if beats.size < 2:
         return beats.copy(), down
     n = beats.size
-    k = np.arange(n, dtype=np.float64)
+    idx = np.arange(n, dtype=np.float64)
+    # a shift by whole beats brings in as many beats at the end it moves away from (the grid goes on at
+    # its median period), so offset 1 moves the bars by one beat without losing a beat of the music
+    whole = int(np.floor(abs(float(beats_offset))))
+    lo = -whole if beats_offset > 0 else 0
+    k = np.arange(lo, n + (whole if beats_offset < 0 else 0), dtype=np.float64)
     u = k + float(beats_offset)
     period = float(np.median(np.diff(beats)))
-    t = np.interp(u, k, beats)
+    t = np.interp(u, idx, beats)
     t = np.where(u < 0, beats[0] + u * period, t)
     t = np.where(u > n - 1, beats[-1] + (u - (n - 1)) * period, t)
     keep = (t >= 0) & (t <= duration)
     front = int(np.argmax(keep)) if keep.any() else 0
-    return t[keep], (int(down) - front) % per_bar
+    return t[keep], (int(down) - lo - front) % per_bar
 
 
 def _strength_at(analysis: Any) -> tuple[np.ndarray, float]:

@@ -58,6 +58,8 @@ ONSET_POWER = 0.5
 #: HPSS median filters: frames (~0.2 s) and mel bands.
 HPSS_TIME = 17
 HPSS_FREQ = 9
+#: Shorter music gets no beats (as :data:`.beats.MIN_BEAT_SECONDS`: two beats need a second).
+MIN_SECONDS = 1.0
 #: A trailing beat is kept only with an attack this strong against the median beat's.
 TAIL_ATTACK = 0.1
 #: Mel bands summed for bass-note onsets (centres below ~150 Hz).
@@ -294,7 +296,7 @@ def track_beats(y: np.ndarray) -> TrackedBeats:
     mel = mel_power(y)
     bands = band_onsets_from_mel(mel)
     act = activation(bands)
-    if act.max() <= 0 or len(act) < FPS * 2:
+    if act.max() <= 0 or len(act) < FPS * MIN_SECONDS:
         return TrackedBeats(np.zeros(0), 0.0)
     _, period = local_periods(act)
     frames = _trim_edges(dp_beats(act, period).astype(np.float64), act, mel)

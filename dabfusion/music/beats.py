@@ -59,7 +59,7 @@ REFINE_N_FFT = 512  # short-window onset function for beat refinement
 REFINE_HOP = 128
 REFINE_S = 0.06  # a beat may move this far to the attack it belongs to
 #: Which default tracker made the beats (part of every embedding cache key; see beat_tracker.py).
-TRACKER_VERSION = "percussive-dp-1"
+TRACKER_VERSION = "percussive-dp-2"
 #: Progress steps of :func:`analyze_beats` (its stages).
 ANALYSIS_STEPS = 4
 
@@ -102,7 +102,10 @@ class BeatAnalysis:
     onset_env: np.ndarray        # onset strength [T] float32 (librosa units, >= 0)
     onset_times: np.ndarray      # time of each onset_env frame [T]
     duration: float              # seconds of audio analysed
-    downbeat_offset: int = 0     # index of the first beat guessed to start a bar (0..3)
+    #: index (0..3) of the first beat the per-frame bar-phase features count bars of 4 from. For the
+    #: tracker's own grid this is librosa's guess as before issue 19 (the beat phase with the most onset
+    #: strength), which the built-in model was trained with; an edited grid sets it to its bar start.
+    downbeat_offset: int = 0
     onset_ref: float = 1.0       # 99th percentile of onset_env (normaliser, > 0)
     onsets: np.ndarray = field(default_factory=lambda: np.zeros(0))  # onset times (s)
     silent: bool = False
@@ -110,8 +113,10 @@ class BeatAnalysis:
     attack_env: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     attack_ref: float = 1.0      # 99th percentile of attack_env (normaliser, > 0)
 
-    #: beats in a bar (4 for 4/4, 3 for 3/4 and 6/8 counted in dotted quarters... see the tracker)
+    #: the bars a listener hears (the tracker's metre and bar start, or an edit's): what
+    #: :attr:`downbeats`, the grid preview and the beat overlay show; None = ``downbeat_offset``
     beats_per_bar: int = 4
+    bar_offset: int | None = None
 
     @property
     def has_beats(self) -> bool:
@@ -119,10 +124,11 @@ class BeatAnalysis:
 
     @property
     def downbeats(self) -> np.ndarray:
-        """Times of the beats that start a bar (every ``beats_per_bar``-th from ``downbeat_offset``)."""
+        """Times of the beats that start a bar (every ``beats_per_bar``-th from ``bar_offset``)."""
         if self.beats.size == 0:
             return np.zeros(0)
-        return self.beats[self.downbeat_offset::max(int(self.beats_per_bar), 1)]
+        start = self.downbeat_offset if self.bar_offset is None else self.bar_offset
+        return self.beats[start::max(int(self.beats_per_bar), 1)]
 
     @property
     def beat_period(self) -> float:
@@ -302,11 +308,11 @@ def analyze_beats(wave: Any, sr: int, *, progress: Callable[[int, int], None] | 
             tempo = 60.0 / float(np.median(np.diff(beats)))
         else:
             beats = np.zeros(0)
-    if tracker == "librosa":
-        downbeat = _guess_downbeat(beats, env)
+    bars = None if tracker == "librosa" else downbeat
     step(ANALYSIS_STEPS)
     return BeatAnalysis(tempo=tempo, beats=beats, onset_env=env, onset_times=times,
-                        duration=duration, downbeat_offset=downbeat, beats_per_bar=per_bar,
+                        duration=duration, downbeat_offset=_guess_downbeat(beats, env),
+                        beats_per_bar=per_bar, bar_offset=bars,
                         onset_ref=ref, onsets=np.asarray(onsets, dtype=np.float64),
                         attack_env=attack, attack_ref=attack_ref)
 
