@@ -212,7 +212,8 @@ class BeatGridEdit:
         if self.offset_beats:
             beats, down = offset(beats, down, per_bar, self.offset_beats, duration)
         if beats.size < 2:
-            raise BeatGridError(f"{origin} with {self.describe()} leaves {beats.size} beat(s) in "
+            what = self.describe() if origin != "the tracker" else f"the tracker's grid with {self.describe()}"
+            raise BeatGridError(f"{what} leaves {beats.size} beat(s) in "
                                 f"{duration:.2f} s of music: a beat grid needs at least two")
         tempo = 60.0 / float(np.median(np.diff(beats)))
         # one bar start for the display (bars of per_bar) and the features (bars of 4): a real downbeat

@@ -106,15 +106,6 @@ def _column_max(values: np.ndarray, rate: float, edges: np.ndarray) -> np.ndarra
         if a < values.size:
             out[i] = values[a: max(b, a + 1)].max()
     return out
-    idx = np.clip(np.floor(edges * rate).astype(np.int64), 0, values.size)
-    lo, hi = idx[:-1], np.maximum(idx[1:], idx[:-1] + 1)
-    inside = lo < values.size
-    if inside.any():
-        hi = np.minimum(hi, values.size)
-        starts = lo[inside]
-        out[inside] = np.maximum.reduceat(values, starts)[: inside.sum()] if False else \
-            np.array([values[a:b].max() for a, b in zip(starts, hi[inside])])
-    return out
 
 
 def draw_beat_grid(analysis: Any, wave: Any = None, sample_rate: int | None = None, *, edit: Any = None,
