@@ -218,9 +218,13 @@ def test_train_resume_exact_then_evaluate(world, tmp_path):
                 "kin_near_border"):
         assert np.isfinite(s[key]), key
     assert 0.0 <= s["kin_near_border"] <= 1.0
+    # motion amplitude: the generated clips' mean Farneback speed over the ground truth's, same clips
+    assert s["gt_mean_speed"] > 0 and np.isfinite(s["motion_amplitude"]) and np.isfinite(s["motion_amplitude_of_means"])
+    assert np.isfinite(res["samplers"]["summary"]["ddpm_motion_amplitude"])
     assert np.isfinite(res["delay"]["summary"]["shift_beats"])
     assert res["long"]["summary"]["frames"] == 50 and "flow_jump_ratio" in res["long"]["summary"]
     assert np.isfinite(res["samplers"]["summary"]["time_ratio_ddpm_over_dpm"])
     assert (tmp_path / "eval" / "results.json").is_file() and (tmp_path / "eval" / "speed_vs_borders.png").stat().st_size
     report = (tmp_path / "eval" / "report.md").read_text()
+    assert "motion amplitude" in report
     assert "Table 6" in report and "| flow AE reconstruction |" in report and "Rhythm against the window layout" in report

@@ -17,13 +17,16 @@ video's first frame and its music, and measures (from pixels, :mod:`dabfusion.me
    frames: the ceiling a generated clip can reach), and of the generated clips and the
    reconstructions scored against *another* test track's music (mismatched control) - the
    paper's Table 3 plus a ceiling and a control it lacks. Also per clip: the number of kinematic
-   beats (generated against ground truth), and how many of them sit at a window border (against
-   the music beats' share there: chance), with a figure ``speed_vs_borders.png``.
+   beats (generated against ground truth), how many of them sit at a window border (against
+   the music beats' share there: chance), with a figure ``speed_vs_borders.png``, and the motion
+   amplitude: the mean Farneback speed of the generated clip over the ground truth's (1: the
+   figure moves as much as the dancer did).
 2. ``delay``: the same clips generated with the music delayed by half a beat (same seeds); the
    motion's lag against the undelayed generation (cross-correlation of the speed curves) should
    be half a beat (``shift_beats`` 0.5).
 3. ``samplers``: 25-step DPM-Solver++ against the paper's 1000-step DDPM on a subset of the
-   clips (same seeds): the ratio of their 2D-MM Align and of their sampling times.
+   clips (same seeds): the ratio of their 2D-MM Align and of their sampling times, and each
+   sampler's motion amplitude.
 4. ``long``: clips of three training windows (a beat-time model: clips of the main length, whose
    windows are beats): 2D-MM Align per window position, and the latent flow discontinuity at
    window borders against that within windows.
@@ -70,6 +73,8 @@ BORDER_TOLERANCE = 1.5
 BEAT_COUNT_TOLERANCE = 0.25
 #: Clips drawn in speed_vs_borders.png.
 PLOTTED_CLIPS = 3
+#: Motion amplitude (generated mean speed over the ground truth's) a model should reach (issue 23).
+MOTION_AMPLITUDE_RANGE = (0.8, 1.25)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,6 +157,7 @@ class Evaluator:
         self.out = Path(args.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self._references: dict[tuple[str, int], dict[str, float]] = {}
+        self._gt_speeds: dict[tuple[str, int], float] = {}
 
     # -------------------------------------------------------------- clips and generation
     def clips(self, n_videos: int, length: int) -> list[Clip]:
@@ -234,7 +240,8 @@ class Evaluator:
         av_c = av_align(video, self.fps, wave, self.bank.sample_rate, variant="corrected", size=a.metric_size)
         av_o = av_align(video, self.fps, wave, self.bank.sample_rate, variant="original", size=a.metric_size)
         return ({"mm_align": mm.score, "av_align": av_c.score, "av_align_original": av_o.score,
-                 "kinematic_beats": int(mm.kinematic_beats.size), "music_beats": int(mm.music_beats.size)}, mm)
+                 "kinematic_beats": int(mm.kinematic_beats.size), "music_beats": int(mm.music_beats.size),
+                 "mean_speed": mean_speed_per_frame(mm.speed, self.fps)}, mm)
 
     def score(self, video: np.ndarray, track: str, *, delay: float = 0.0) -> dict[str, float]:
         """2D-MM Align and AV-Align (both variants) of ``video`` against ``track`` (delayed by ``delay`` s)."""
@@ -256,6 +263,17 @@ class Evaluator:
         if len(tracks) < 2:
             raise SystemExit("the mismatched-music control needs at least two held-out tracks")
         return tracks[(tracks.index(track) + 1) % len(tracks)]
+
+    def gt_mean_speed(self, c: Clip) -> float:
+        """Mean Farneback speed (pixels per frame) of the clip's ground truth, from the reference scores
+        when they were measured, else measured here once."""
+        key = (c.stem, len(c.gt))
+        if key in self._references:
+            return self._references[key]["gt_mean_speed"]
+        if key not in self._gt_speeds:
+            speed = motion_speed(c.gt, self.fps, size=self.args.metric_size)
+            self._gt_speeds[key] = mean_speed_per_frame(speed, self.fps)
+        return self._gt_speeds[key]
 
     def reference_scores(self, c: Clip, other: str) -> dict[str, float]:
         """Scores of the ground truth and of the flow AE reconstruction (own and ``other`` music);
@@ -287,6 +305,7 @@ class Evaluator:
             row.update(self.reference_scores(c, other))
             row.update(prefixed("mis", self.score(video, other)))
             row.update(beat_count_match(row))
+            row.update(motion_amplitudes(row))
             row.update(border_shares(mm.kinematic_beats, mm.music_beats, g.borders))
             rows.append(row)
             traces.append((c.stem, mm, g.borders))
@@ -347,7 +366,8 @@ class Evaluator:
             for row, c, g in zip(rows, clips, self.generate(self.pipe, clips, length, sampler=sampler, steps=steps)):
                 sc = self.score(g.video, c.track)
                 row.update({f"{name}_mm_align": sc["mm_align"], f"{name}_av_align": sc["av_align"],
-                            f"{name}_seconds": g.seconds})
+                            f"{name}_seconds": g.seconds, f"{name}_mean_speed": sc["mean_speed"],
+                            f"{name}_motion_amplitude": _ratio(sc["mean_speed"], self.gt_mean_speed(c))})
         s = summarise(rows)
         if rows:
             s["mm_ratio_dpm_over_ddpm"] = _ratio(s["dpm++_mm_align"], s["ddpm_mm_align"])
@@ -464,6 +484,21 @@ def beat_count_match(row: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def mean_speed_per_frame(speed: Any, fps: float) -> float:
+    """Mean of a per-frame speed curve in pixels per second (:func:`motion_speed`), in pixels per frame."""
+    speed = np.asarray(speed, dtype=np.float64)
+    return float(speed.mean() / fps) if speed.size else float("nan")
+
+
+def motion_amplitudes(row: dict[str, Any]) -> dict[str, float]:
+    """How much the generated clip (and the flow AE reconstruction) moves against the ground truth of
+    the same clip: mean Farneback speed over the ground truth's (1: as much as the dancer; a figure
+    that follows the beat but barely moves scores well on 2D-MM Align and still looks wrong)."""
+    gt = row["gt_mean_speed"]
+    return {"motion_amplitude": _ratio(row["gen_mean_speed"], gt),
+            "motion_amplitude_rec": _ratio(row["rec_mean_speed"], gt)}
+
+
 def near_border_fraction(frames: Any, borders: Sequence[int]) -> float:
     """Share of ``frames`` within :data:`BORDER_TOLERANCE` of a window border (step ``i -> i + 1``
     sits at ``i + 0.5``); NaN without frames."""
@@ -542,6 +577,10 @@ def summarise_main(rows: list[dict[str, Any]]) -> dict[str, float]:
     if rows:
         s["gen_over_rec"] = _ratio(s["gen_mm_align"], s["rec_mm_align"])
         s["gen_over_rec_av"] = _ratio(s["gen_av_align"], s["rec_av_align"])
+        if "gen_mean_speed" in s:  # the ratio of the means (clips that move more weigh more)
+            s["motion_amplitude_of_means"] = _ratio(s["gen_mean_speed"], s["gt_mean_speed"])
+            # the diffusion's own share: the flow AE's reconstruction is the most a generator can move
+            s["motion_amplitude_over_rec"] = _ratio(s["gen_mean_speed"], s["rec_mean_speed"])
     return s
 
 
@@ -552,6 +591,19 @@ def _f(x: Any) -> str:
 def _score_row(label: str, s: dict[str, float], prefix: str) -> str:
     return (f"| {label} | {_f(s.get(f'{prefix}_mm_align'))} | {_f(s.get(f'{prefix}_av_align'))} | "
             f"{_f(s.get(f'{prefix}_av_align_original'))} |")
+
+
+def _motion_section(s: dict[str, float]) -> list[str]:
+    """Motion amplitude: mean Farneback speed of the generated clips against the ground truth's."""
+    if "motion_amplitude" not in s:
+        return []
+    lo, hi = MOTION_AMPLITUDE_RANGE
+    return [f"motion amplitude (mean Farneback speed, generated / ground truth, same clips): "
+            f"{_f(s.get('motion_amplitude'))} (mean of the clips' ratios; ratio of the means "
+            f"{_f(s.get('motion_amplitude_of_means'))}; target {lo:g}-{hi:g}); ground truth "
+            f"{_f(s.get('gt_mean_speed'))} px/frame, generated {_f(s.get('gen_mean_speed'))}, flow AE "
+            f"reconstruction {_f(s.get('rec_mean_speed'))} ({_f(s.get('motion_amplitude_rec'))} of ground truth; "
+            f"generated / reconstruction {_f(s.get('motion_amplitude_over_rec'))})", ""]
 
 
 def _rhythm_section(s: dict[str, float]) -> list[str]:
@@ -591,6 +643,7 @@ def format_report(r: dict[str, Any]) -> str:
                   f"AV-Align {_f(s.get('gen_over_rec_av'))}; "
                   f"generated - mismatched: 2D-MM {_f(s['gen_mm_align'] - s['mis_mm_align'])}, "
                   f"AV {_f(s['gen_av_align'] - s['mis_av_align'])}", ""]
+        lines += _motion_section(s)
         lines += _rhythm_section(s)
     if "delay" in r:
         s = r["delay"]["summary"]
@@ -606,11 +659,12 @@ def format_report(r: dict[str, Any]) -> str:
     if "samplers" in r:
         s = r["samplers"]["summary"]
         lines += ["## DPM-Solver++ against DDPM", "",
-                  "| sampler | steps | 2D-MM Align | AV-Align | seconds per clip |", "|---|---|---|---|---|",
+                  "| sampler | steps | 2D-MM Align | AV-Align | motion amplitude | seconds per clip |",
+                  "|---|---|---|---|---|---|",
                   f"| DDPM | {s.get('ddpm_steps')} | {_f(s.get('ddpm_mm_align'))} | {_f(s.get('ddpm_av_align'))} | "
-                  f"{_f(s.get('ddpm_seconds'))} |",
+                  f"{_f(s.get('ddpm_motion_amplitude'))} | {_f(s.get('ddpm_seconds'))} |",
                   f"| DPM-Solver++ | {s.get('dpm_steps')} | {_f(s.get('dpm++_mm_align'))} | {_f(s.get('dpm++_av_align'))} | "
-                  f"{_f(s.get('dpm++_seconds'))} |", "",
+                  f"{_f(s.get('dpm++_motion_amplitude'))} | {_f(s.get('dpm++_seconds'))} |", "",
                   f"2D-MM ratio DPM++/DDPM {_f(s.get('mm_ratio_dpm_over_ddpm'))} (target within 3%); "
                   f"time ratio DDPM/DPM++ {_f(s.get('time_ratio_ddpm_over_dpm'))}", ""]
     if "long" in r:
