@@ -91,8 +91,8 @@ def test_the_template_validates_and_runs_in_comfyuis_executor(ran, name):
     sampler = next(nid for nid, n in api.items() if n["class_type"] == "DabFusionSampler")
     shown = {api[nid]["inputs"]["source"][0]: entry["outputs"][nid]["text"][0]
              for nid, n in api.items() if n["class_type"] == "PreviewAny"}
-    if sampler in shown:  # the settings used are the model's (the tiny model recommends none: the defaults)
-        assert "sampling: dpm++ (model default), 2 steps, guidance 1 (model default)" in shown[sampler]
+    if sampler in shown:  # the tiny model recommends none: the library defaults, not marked as the model's
+        assert "sampling: dpm++, 2 steps, guidance 1, seed" in shown[sampler], shown[sampler]
 
 
 def test_a_bad_beat_file_is_a_node_error_with_one_clear_line(ran):
