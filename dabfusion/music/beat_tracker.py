@@ -110,11 +110,6 @@ def percussive(mel: np.ndarray) -> np.ndarray:
     return mel * mask
 
 
-def band_onsets(y: np.ndarray) -> np.ndarray:
-    """:func:`band_onsets_from_mel` of ``y``."""
-    return band_onsets_from_mel(mel_power(y))
-
-
 def band_onsets_from_mel(mel: np.ndarray) -> np.ndarray:
     """Per-band onset strength [3, T] at :data:`FPS`: positive flux of the percussive mel
     spectrogram raised to :data:`ONSET_POWER` (magnitudes).
@@ -171,8 +166,8 @@ def tempo_salience(act: np.ndarray) -> np.ndarray:
     return np.maximum(sal, 0.0) * _prior(BPM_GRID)
 
 
-def local_periods(act: np.ndarray) -> tuple[float, np.ndarray]:
-    """Global period (frames) and the period at each frame.
+def local_periods(act: np.ndarray) -> np.ndarray:
+    """The beat period (frames) at each frame.
 
     The tempo of each window is decoded jointly (Viterbi over windows): a window may move the
     tempo by at most :data:`MAX_TEMPO_STEP` from the one before and pays for each step, so a
@@ -201,8 +196,7 @@ def local_periods(act: np.ndarray) -> tuple[float, np.ndarray]:
         path.append(int(back[w][path[-1]]))
     best_bpm = BPM_GRID[np.array(path[::-1])]
     centres = np.array(starts) + min(win, n) / 2
-    per_frame = 60.0 * FPS / np.interp(np.arange(n), centres, best_bpm)
-    return 60.0 * FPS / float(np.median(best_bpm)), per_frame
+    return 60.0 * FPS / np.interp(np.arange(n), centres, best_bpm)
 
 
 def dp_beats(act: np.ndarray, period: np.ndarray, tightness: float = TIGHTNESS) -> np.ndarray:
@@ -298,7 +292,7 @@ def track_beats(y: np.ndarray) -> TrackedBeats:
     act = activation(bands)
     if act.max() <= 0 or len(act) < FPS * MIN_SECONDS:
         return TrackedBeats(np.zeros(0), 0.0)
-    _, period = local_periods(act)
+    period = local_periods(act)
     frames = _trim_edges(dp_beats(act, period).astype(np.float64), act, mel)
     beats = frames * HOP / SR
     tempo = 60.0 / float(np.median(np.diff(beats))) if beats.size >= 2 else 0.0
