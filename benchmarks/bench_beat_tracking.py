@@ -44,6 +44,16 @@ from dabfusion.testing.beat_corpus import load_corpus  # noqa: E402
 from dabfusion.testing.beat_corpus.compose import STYLES  # noqa: E402
 from dabfusion.testing.beat_corpus.scoring import F_WINDOW, MIN_BEAT_TIME, OCTAVE_RATIOS, score  # noqa: E402
 
+def _result(tracker: str, ex, beats, downbeats, tempo: float, seconds: float, error) -> dict:
+    """One excerpt's row: what the tracker gave and every score of it against the excerpt's truth."""
+    beats, downbeats = np.asarray(beats, np.float64), np.asarray(downbeats, np.float64)
+    out = {"tracker": tracker, "excerpt": ex.name, "style": ex.style, "split": ex.split,
+           "source": ex.source, "duration": ex.duration, "seconds": seconds, "error": error,
+           "tracker_tempo": float(tempo or 0.0), "n_beats": int(beats.size)}
+    out.update(score(ex.beats, ex.downbeats, beats, downbeats))
+    return out
+
+
 def _run_one(args) -> dict:
     """Track one excerpt with one tracker (in a worker process or here)."""
     tracker, ex = args
@@ -56,13 +66,8 @@ def _run_one(args) -> dict:
     except Exception as exc:  # a crash is a result: zero scores, the error kept
         res, err = None, f"{type(exc).__name__}: {exc}"
     secs = time.perf_counter() - t0
-    beats = np.asarray(getattr(res, "beats", np.zeros(0)), np.float64)
-    downbeats = np.asarray(getattr(res, "downbeats", np.zeros(0)), np.float64)
-    out = {"tracker": tracker, "excerpt": ex.name, "style": ex.style, "split": ex.split,
-           "source": ex.source, "duration": ex.duration, "seconds": secs, "error": err,
-           "tracker_tempo": float(getattr(res, "tempo", 0.0) or 0.0), "n_beats": int(beats.size)}
-    out.update(score(ex.beats, ex.downbeats, beats, downbeats))
-    return out
+    return _result(tracker, ex, getattr(res, "beats", np.zeros(0)), getattr(res, "downbeats", np.zeros(0)),
+                   getattr(res, "tempo", 0.0), secs, err)
 
 
 class _External:
@@ -79,13 +84,9 @@ class _External:
         path = self.folder / f"{ex.name}.json"
         rec = json.loads(path.read_text()) if path.is_file() else {"error": f"no {path}"}
         beats = np.asarray(rec.get("beats") or [], np.float64)
-        downbeats = np.asarray(rec.get("downbeats") or [], np.float64)
         tempo = 60.0 / float(np.median(np.diff(beats))) if beats.size >= 2 else 0.0
-        out = {"tracker": name, "excerpt": ex.name, "style": ex.style, "split": ex.split,
-               "source": ex.source, "duration": ex.duration, "seconds": float(rec.get("seconds") or np.nan),
-               "error": rec.get("error"), "tracker_tempo": tempo, "n_beats": int(beats.size)}
-        out.update(score(ex.beats, ex.downbeats, beats, downbeats))
-        return out
+        return _result(name, ex, beats, rec.get("downbeats") or [], tempo, float(rec.get("seconds") or np.nan),
+                       rec.get("error"))
 
 
 def _warm_up(trackers: list[str], ex) -> None:
