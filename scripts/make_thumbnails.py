@@ -108,6 +108,32 @@ def waveform_strip(wave: np.ndarray, sr: int, marks: list[float], width: int, he
     return strip
 
 
+def labelled_tile(card: Image.Image, draw, img: Image.Image, text: str, at: tuple[int, int], tile: int, label,
+                  highlight: bool) -> None:
+    """``img`` as a ``tile``-pixel square at ``at`` with ``text`` in a box at its foot (the accent colour
+    when ``highlight``)."""
+    x, y = at
+    card.paste(img.resize((tile, tile), Image.Resampling.LANCZOS), (x, y))
+    tw = draw.textlength(text, font=label)
+    draw.rectangle([x, y + tile - label.size - 8, x + tw + 10, y + tile], fill=BG)
+    draw.text((x + 5, y + tile - label.size - 5), text, fill=ACCENT if highlight else FG, font=label)
+
+
+def image_and_two_frames(frames, fps: float, photo: Path):
+    """A new card with its top row: the input image and two frames of the clip; (card, draw, gap, tile)."""
+    n = frames.shape[0]
+    card = Image.new("RGB", (SIZE, SIZE), BG)
+    draw = ImageDraw.Draw(card)
+    gap = 8
+    tile = (SIZE - 4 * gap) // 3
+    label = font(max(12, tile // 9))
+    picks = np.linspace(0, n - 1, 4).round().astype(int)[[1, 3]]
+    tiles = [(photo_tile(photo), "image")] + [(to_pil(frames[i]), f"{i / fps:.1f} s") for i in picks]
+    for k, (img, text) in enumerate(tiles):
+        labelled_tile(card, draw, img, text, (gap + k * (tile + gap), gap), tile, label, highlight=k == 0)
+    return card, draw, gap, tile
+
+
 def compose(frames, fps: float, audio: dict, photo: Path, photo_label: str, grid: int) -> Image.Image:
     """A square card: the input image and frames in a grid over the music strip."""
     n = frames.shape[0]
@@ -122,11 +148,7 @@ def compose(frames, fps: float, audio: dict, photo: Path, photo_label: str, grid
     draw = ImageDraw.Draw(card)
     for k, (img, text) in enumerate(tiles):
         x, y = x0 + (k % grid) * (tile + gap), gap + (k // grid) * (tile + gap)
-        card.paste(img.resize((tile, tile), Image.Resampling.LANCZOS), (x, y))
-        tw = draw.textlength(text, font=label)
-        draw.rectangle([x, y + tile - label.size - 8, x + tw + 10, y + tile], fill=BG)
-        draw.text((x + 5, y + tile - label.size - 5), text, fill=ACCENT if text == photo_label else FG,
-                  font=label)
+        labelled_tile(card, draw, img, text, (x, y), tile, label, highlight=text == photo_label)
     from dabfusion.media.comfy import audio_beat_edit
 
     wave = audio["waveform"][0].cpu().numpy()
@@ -139,20 +161,7 @@ def compose(frames, fps: float, audio: dict, photo: Path, photo_label: str, grid
 def compose_beat_check(frames, fps: float, photo: Path, plot, scores: str) -> Image.Image:
     """A square card for a best-of-N + Beat Alignment template: the input image and two frames of the
     kept clip, Beat Alignment's plot (speed vs beats) and the score of every seed, best first."""
-    n = frames.shape[0]
-    card = Image.new("RGB", (SIZE, SIZE), BG)
-    draw = ImageDraw.Draw(card)
-    gap = 8
-    tile = (SIZE - 4 * gap) // 3
-    label = font(max(12, tile // 9))
-    picks = np.linspace(0, n - 1, 4).round().astype(int)[[1, 3]]
-    tiles = [(photo_tile(photo), "image")] + [(to_pil(frames[i]), f"{i / fps:.1f} s") for i in picks]
-    for k, (img, text) in enumerate(tiles):
-        x, y = gap + k * (tile + gap), gap
-        card.paste(img.resize((tile, tile), Image.Resampling.LANCZOS), (x, y))
-        tw = draw.textlength(text, font=label)
-        draw.rectangle([x, y + tile - label.size - 8, x + tw + 10, y + tile], fill=BG)
-        draw.text((x + 5, y + tile - label.size - 5), text, fill=ACCENT if k == 0 else FG, font=label)
+    card, draw, gap, tile = image_and_two_frames(frames, fps, photo)
     chart = to_pil(plot[0])
     width = SIZE - 2 * gap
     height = round(width * chart.height / chart.width)
@@ -174,20 +183,7 @@ def compose_beat_grid(frames, fps: float, photo: Path, audio: dict) -> Image.Ima
     from dabfusion.music.beat_grid import edited_analysis, tracked_analysis
     from dabfusion.music.beat_grid_preview import draw_beat_grid
 
-    n = frames.shape[0]
-    card = Image.new("RGB", (SIZE, SIZE), BG)
-    draw = ImageDraw.Draw(card)
-    gap = 8
-    tile = (SIZE - 4 * gap) // 3
-    label = font(max(12, tile // 9))
-    picks = np.linspace(0, n - 1, 4).round().astype(int)[[1, 3]]
-    tiles = [(photo_tile(photo), "image")] + [(to_pil(frames[i]), f"{i / fps:.1f} s") for i in picks]
-    for k, (img, text) in enumerate(tiles):
-        x, y = gap + k * (tile + gap), gap
-        card.paste(img.resize((tile, tile), Image.Resampling.LANCZOS), (x, y))
-        tw = draw.textlength(text, font=label)
-        draw.rectangle([x, y + tile - label.size - 8, x + tw + 10, y + tile], fill=BG)
-        draw.text((x + 5, y + tile - label.size - 5), text, fill=ACCENT if k == 0 else FG, font=label)
+    card, _, gap, tile = image_and_two_frames(frames, fps, photo)
     wave, sr = audio["waveform"][0].cpu().numpy(), int(audio["sample_rate"])
     edit = audio_beat_edit(audio)
     top = 2 * gap + tile
