@@ -184,6 +184,17 @@ def test_every_node_runs_and_returns_its_declared_types(env):
     assert Path(path2).name == "dance_00002_.mp4"
 
 
+def one_second_clip_and_latent(model) -> tuple:
+    """The sampler's inputs through the real nodes: a 1 s 440 Hz tone encoded, a random 32 px image encoded."""
+    sr = 22050
+    t = np.arange(sr) / sr
+    audio = {"waveform": torch.from_numpy((0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))[None, None],
+             "sample_rate": sr}
+    _, (clip, _, _) = run("DabFusionMusicEncoder", model=model, audio=audio)
+    _, (latent, _) = run("DabFusionFlowAEEncode", model=model, image=torch.rand(1, 32, 32, 3), fit="pad")
+    return clip, latent
+
+
 def _sampler_defaults() -> dict:
     """What a new FlowDiffusion Sampler sends: its widgets' declared defaults."""
     types = NODES["DabFusionSampler"].INPUT_TYPES()
@@ -196,12 +207,7 @@ def test_the_sampler_defaults_to_the_model_folders_recommended_settings(env):
     its report, and an explicit value still wins. Fails if the node ignores the folder's guidance."""
     _, (model,) = run("DabFusionModelLoader", checkpoint="tiny_recommends", device="cpu")
     assert model.defaults == RECOMMENDED
-    sr = 22050
-    t = np.arange(sr) / sr
-    audio = {"waveform": torch.from_numpy((0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))[None, None],
-             "sample_rate": sr}
-    _, (clip, _, _) = run("DabFusionMusicEncoder", model=model, audio=audio)
-    _, (latent, _) = run("DabFusionFlowAEEncode", model=model, image=torch.rand(1, 32, 32, 3), fit="pad")
+    clip, latent = one_second_clip_and_latent(model)
     widgets = {**_sampler_defaults(), "seed": 3, "length": 8, "length_unit": "frames"}
     assert (widgets["sampler"], widgets["steps"], widgets["guidance"]) == ("model default", 0, -1.0)
     _, (flows, report) = run("DabFusionSampler", model=model, latent=latent, music=clip, **widgets)
@@ -223,12 +229,7 @@ def test_the_sampler_defaults_to_the_model_folders_recommended_settings(env):
 
 def test_a_length_past_the_music_is_cut_to_the_music_with_a_note(env):
     _, (model,) = run("DabFusionModelLoader", checkpoint="tiny_random", device="cpu")
-    sr = 22050
-    t = np.arange(sr) / sr  # one second of music
-    audio = {"waveform": torch.from_numpy((0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))[None, None],
-             "sample_rate": sr}
-    _, (clip, _, _) = run("DabFusionMusicEncoder", model=model, audio=audio)
-    _, (latent, _) = run("DabFusionFlowAEEncode", model=model, image=torch.rand(1, 32, 32, 3), fit="pad")
+    clip, latent = one_second_clip_and_latent(model)
     _, (flows, report) = run("DabFusionSampler", model=model, latent=latent, music=clip, seed=0, steps=1,
                              sampler="dpm++", guidance=1.0, length=3.0, length_unit="seconds", fps=10.0)
     assert flows.n_frames == 10
@@ -243,12 +244,7 @@ def test_sampler_length_modes_and_progress(env, monkeypatch):
     orig = c.ProgressBar.update_absolute
     monkeypatch.setattr(c.ProgressBar, "update_absolute",
                         lambda self, done, total=None: (seen.append((done, total)), orig(self, done, total))[1])
-    sr = 22050
-    t = np.arange(sr) / sr
-    audio = {"waveform": torch.from_numpy((0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))[None, None],
-             "sample_rate": sr}
-    _, (clip, _, _) = run("DabFusionMusicEncoder", model=model, audio=audio)
-    _, (latent, _) = run("DabFusionFlowAEEncode", model=model, image=torch.rand(1, 32, 32, 3), fit="pad")
+    clip, latent = one_second_clip_and_latent(model)
     common = dict(model=model, latent=latent, music=clip, seed=0, steps=1, sampler="dpm++", guidance=1.0)
     assert run("DabFusionSampler", **common, length=0.0, length_unit="seconds", fps=12.0)[1][0].n_frames == 12
     assert run("DabFusionSampler", **common, length=0.5, length_unit="seconds", fps=0.0)[1][0].n_frames == 15
